@@ -1,0 +1,3 @@
+from controltower.cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""Commands: serve, config check, db upgrade, traces list|show."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from controltower.errors import ConfigError, ControlTowerError
+from controltower.plugins import provider_names
+from controltower.settings import Settings, demo_settings, load_settings
+
+CONFIG_HELP = "YAML config file (models, database_url, master_key …)"
+
+
+def _fail(error: ControlTowerError) -> NoReturn:
+    problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+    click.secho(f"error: {len(problems)} problem(s) found", fg="red", err=True)
+    for problem in problems:
+        click.echo(f"  - {problem}", err=True)
+    sys.exit(2)
+
+
+def load(config: str | None) -> Settings:
+    """Settings from a file (or the demo model when none is configured)."""
+    try:
+        settings = load_settings(config, known_providers=provider_names())
+    except ConfigError as exc:
+        _fail(exc)
+    if not settings.models:
+        settings = settings.model_copy(update={"models": demo_settings().models})
+    return settings
+
+
+@click.group()
+@click.version_option(package_name="controltower")
+def main() -> None:
+    """controltower: an OpenAI-compatible LLM gateway that traces every call."""
+
+
+@main.command()
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4000, show_default=True, type=int)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(config: str | None, host: str, port: int, log_level: str) -> None:
+    """Start the gateway (a demo mock model when no config is given)."""
+    import logging
+
+    from controltower.server import serve as run
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = load(config)
+    names = ", ".join(m.name for m in settings.models)
+    click.echo(f"controltower gateway on http://{host}:{port}/v1  models: {names}", err=True)
+    try:
+        run(settings, host=host, port=port, log_level=log_level)
+    except ControlTowerError as exc:
+        _fail(exc)
+
+
+@main.group()
+def config() -> None:
+    """Work with config files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE; name file, field and fix for every mistake."""
+    settings = load(file)
+    total = sum(len(m.deployments) for m in settings.models)
+    click.echo(f"{file}: ok ({len(settings.models)} models, {total} deployments)")
+
+
+@main.group()
+def db() -> None:
+    """Manage the database."""
+
+
+@db.command("upgrade")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def db_upgrade(config: str | None) -> None:
+    """Run the migrations up to the newest schema."""
+    from controltower.store import create_store_engine, current_revision, upgrade
+
+    engine = create_store_engine(_database_url(config))
+    try:
+        upgrade(engine)
+        click.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def traces() -> None:
+    """Read recorded traces."""
+
+
+@traces.command("list")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--limit", default=20, show_default=True, type=int)
+@click.option("--cursor", default=None)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def traces_list(config: str | None, limit: int, cursor: str | None, as_json: bool) -> None:
+    """List traces, newest first."""
+    from controltower.cli.render import trace_table
+
+    store = _store(config)
+    try:
+        data, next_cursor = store.list_traces(limit, cursor)
+    except ControlTowerError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(orjson.dumps({"data": data, "next_cursor": next_cursor}).decode())
+        return
+    trace_table(data, next_cursor)
+
+
+@traces.command("show")
+@click.argument("trace_id")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a tree")
+def traces_show(trace_id: str, config: str | None, as_json: bool) -> None:
+    """Show one trace with its spans."""
+    from controltower.cli.render import trace_tree
+
+    store = _store(config)
+    try:
+        trace = store.get_trace(trace_id)
+    finally:
+        store.close()
+    if trace is None:
+        click.secho(f"no trace with id {trace_id!r}", fg="red", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode())
+        return
+    trace_tree(trace)
+
+
+def _database_url(config: str | None) -> str:
+    from controltower.server.run import DEFAULT_DATABASE_URL
+
+    return load(config).database_url or DEFAULT_DATABASE_URL
+
+
+def _store(config: str | None) -> Any:
+    from controltower.store import open_store
+
+    return open_store(_database_url(config))

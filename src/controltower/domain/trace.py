@@ -1,0 +1,121 @@
+"""The canonical trace model shared by the gateway, the SDK and ingest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SpanKind = Literal["generation", "span", "tool", "retrieval", "embedding", "guardrail", "event"]
+Status = Literal["ok", "error"]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one model call; cached and reasoning tokens are part of input/output."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output tokens, or None when neither is known."""
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+
+@dataclass(slots=True)
+class Span:
+    """One observation inside a trace: a model call, a retry attempt, a tool call…"""
+
+    id: str
+    trace_id: str
+    name: str
+    kind: SpanKind
+    start_us: int
+    end_us: int | None = None
+    parent_id: str | None = None
+    input: Any = None
+    output: Any = None
+    model: str | None = None
+    provider: str | None = None
+    deployment: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    ttft_us: int | None = None
+    status: Status = "ok"
+    error: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # explicit prices per million tokens (input, output, cached) that override the table
+    price_override: tuple[float, float, float | None] | None = None
+
+    @property
+    def latency_us(self) -> int | None:
+        """Duration of the span, or None while it is open."""
+        return None if self.end_us is None else self.end_us - self.start_us
+
+
+@dataclass(slots=True)
+class Trace:
+    """One end-to-end request or unit of work; its totals are derived from its spans."""
+
+    id: str
+    name: str
+    start_us: int
+    end_us: int | None = None
+    project: str = "default"
+    session_id: str | None = None
+    user_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input: Any = None
+    output: Any = None
+    status: Status = "ok"
+    environment: str | None = None
+    release: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+
+
+@dataclass(slots=True)
+class CallTrace:
+    """Where wrappers around a provider record their spans (retry and fallback attempts)."""
+
+    trace_id: str
+    parent_id: str
+    spans: list[Span] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TraceRecord:
+    """A trace with its spans: the unit the gateway hands to the trace writer."""
+
+    trace: Trace
+    spans: list[Span]
+
+    def roll_up(self) -> None:
+        """Set the trace's token and cost totals from its generation spans."""
+        usage = Usage()
+        cost: float | None = None
+        for span in self.spans:
+            if span.kind != "generation":
+                continue
+            usage.input_tokens = _add(usage.input_tokens, span.usage.input_tokens)
+            usage.output_tokens = _add(usage.output_tokens, span.usage.output_tokens)
+            usage.cached_tokens = _add(usage.cached_tokens, span.usage.cached_tokens)
+            usage.reasoning_tokens = _add(usage.reasoning_tokens, span.usage.reasoning_tokens)
+            if span.cost is not None:
+                cost = (cost or 0.0) + span.cost
+        self.trace.usage = usage
+        self.trace.cost = cost
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    if b is None:
+        return a
+    return b if a is None else a + b

@@ -1,0 +1,131 @@
+"""Errors that cross layers, each knowing its OpenAI-format status and body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class ControlTowerError(Exception):
+    """Base of every error controltower raises on purpose."""
+
+
+class ConfigError(ControlTowerError):
+    """An invalid configuration: each problem names the file, the field and the fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class APIError(ControlTowerError):
+    """An error answered to a client in the OpenAI error format."""
+
+    status = 500
+    type = "api_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.retry_after = retry_after
+
+    def body(self) -> bytes:
+        """The JSON error body the official OpenAI clients parse."""
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+        return orjson.dumps({"error": error})
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Extra response headers (Retry-After on 429 and 503)."""
+        if self.retry_after is None:
+            return []
+        return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]
+
+
+class InvalidRequest(APIError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(APIError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFound(APIError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class RequestTooLarge(APIError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(APIError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamError(APIError):
+    """The provider failed (5xx, bad gateway, malformed answer, connection error)."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"
+
+
+class ContextWindowExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class ContentPolicy(InvalidRequest):
+    code = "content_policy_violation"
+
+
+class UpstreamBadRequest(InvalidRequest):
+    """The provider refused the request as invalid; passed back with its own status."""
+
+    def __init__(self, message: str, *, status: int = 400, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
+def is_retryable(error: Exception) -> bool:
+    """Whether the same model may succeed on another try (rate limits, 5xx, timeouts)."""
+    return isinstance(error, RateLimited | UpstreamError)
+
+
+def wants_fallback(error: Exception) -> bool:
+    """Whether another model alias should be tried after this error."""
+    return isinstance(error, RateLimited | UpstreamError | ContextWindowExceeded | ContentPolicy)

@@ -1,0 +1,250 @@
+"""The gateway service: one call from an OpenAI-format body to an answer and a trace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controltower.domain import (
+    CallTrace,
+    Span,
+    Trace,
+    TraceRecord,
+    Usage,
+    new_span_id,
+    new_trace_id,
+    now_us,
+)
+from controltower.errors import APIError, ModelNotFound
+from controltower.gateway.resilience import Backoff, Fallback, Retrying
+from controltower.gateway.router import BalancedAlias, DeploymentState
+from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
+from controltower.providers.base import EmbeddingResult
+from controltower.settings import Deployment, Settings
+
+ProviderFactory = Callable[[Deployment], Any]
+RecordSink = Callable[[TraceRecord], object]
+
+# request fields that are not model parameters
+_NOT_PARAMETERS = frozenset({"messages", "model", "stream_options", "input"})
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is calling and how they label the call (from headers or the `user` field)."""
+
+    user_id: str | None = None
+    session_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Gateway:
+    """Serves model aliases from settings; records every call through `record`."""
+
+    def __init__(self, settings: Settings, make_provider: ProviderFactory, record: RecordSink):
+        self._record = record
+        self.balanced: dict[str, BalancedAlias] = {}
+        self._prices: dict[str, tuple[float, float, float | None]] = {}
+        for alias in settings.models:
+            states = [DeploymentState(d, make_provider(d), alias) for d in alias.deployments]
+            self.balanced[alias.name] = BalancedAlias(alias, states)
+            for d in alias.deployments:
+                if d.price is not None:
+                    self._prices[d.label] = (d.price.input, d.price.output, d.price.cached_input)
+        backoff = Backoff(
+            settings.backoff_base_s, settings.backoff_max_s, settings.max_retry_after_s
+        )
+        self.routes: dict[str, ChatProvider] = {}
+        for alias in settings.models:
+            chain = [self._retrying(name, backoff) for name in (alias.name, *alias.fallbacks)]
+            self.routes[alias.name] = chain[0] if len(chain) == 1 else Fallback(chain)
+
+    def _retrying(self, name: str, backoff: Backoff) -> ChatProvider:
+        balanced = self.balanced[name]
+        if balanced.alias.retries == 0:
+            return balanced
+        return Retrying(balanced, balanced.alias.retries, backoff, balanced.ready_in)
+
+    def model_ids(self) -> list[str]:
+        """The aliases clients may send as `model`."""
+        return list(self.routes)
+
+    async def chat(
+        self, body: dict[str, Any], caller: Caller, trace_id: str | None = None
+    ) -> ChatCompletion | ChatStream:
+        """Answer a chat completion body; a stream is traced when it ends."""
+        alias = body["model"]
+        route = self.routes.get(alias)
+        if route is None:
+            raise self._unknown(alias)
+        stream = bool(body.get("stream"))
+        options = body.get("stream_options")
+        wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
+        call = _Call(trace_id or new_trace_id(), body, caller)
+        request = ChatRequest(body, 60.0, wants_usage, call.trace)
+        try:
+            result = await route.chat(request)
+        except APIError as exc:
+            self._record(call.finish(None, Usage(), error=exc, prices=self._prices))
+            raise
+        if isinstance(result, ChatCompletion):
+            output = [c.get("message") for c in result.data.get("choices") or ()]
+            call.model = result.model
+            self._record(call.finish(_one(output), result.usage, prices=self._prices))
+            return result
+        call.ttft_us = now_us() - call.start_us
+        return ChatStream(self._traced(result, call), result.summary)
+
+    async def _traced(self, stream: ChatStream, call: _Call) -> AsyncIterator[bytes]:
+        error: BaseException | None = None
+        try:
+            async for chunk in stream:
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            summary = stream.summary
+            call.model = summary.model
+            output = [c["message"] for c in summary.output()]
+            self._record(call.finish(_one(output), summary.usage, error=error, prices=self._prices))
+
+    async def embed(self, body: dict[str, Any], caller: Caller, trace_id: str) -> EmbeddingResult:
+        """Answer an embeddings body from one deployment of the alias."""
+        alias = body["model"]
+        balanced = self.balanced.get(alias)
+        if balanced is None:
+            raise self._unknown(alias)
+        call = _Call(trace_id, body, caller, kind="embedding")
+        state = balanced.pick()
+        call.trace.spans.append(_deployment_marker(call, state))
+        try:
+            result: EmbeddingResult = await state.provider.embed(body, state.timeout_s)
+        except APIError as exc:
+            self._record(call.finish(None, Usage(), error=exc, prices=self._prices))
+            raise
+        call.model = result.model
+        self._record(call.finish(None, result.usage, prices=self._prices))
+        return result
+
+    def _unknown(self, alias: object) -> ModelNotFound:
+        return ModelNotFound(
+            f"The model {alias!r} does not exist on this gateway; use one of {sorted(self.routes)}",
+            param="model",
+        )
+
+    async def aclose(self) -> None:
+        """Close every provider's connections."""
+        for balanced in self.balanced.values():
+            for state in balanced.states:
+                aclose = getattr(state.provider, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+
+class _Call:
+    """The trace of one gateway call while it is under way."""
+
+    __slots__ = ("body", "caller", "kind", "model", "start_us", "trace", "ttft_us")
+
+    def __init__(
+        self, trace_id: str, body: dict[str, Any], caller: Caller, kind: str = "generation"
+    ) -> None:
+        self.body = body
+        self.caller = caller
+        self.kind = kind
+        self.start_us = now_us()
+        self.trace = CallTrace(trace_id, new_span_id())
+        self.model: str | None = None
+        self.ttft_us: int | None = None
+
+    def finish(
+        self,
+        output: Any,
+        usage: Usage,
+        *,
+        prices: dict[str, tuple[float, float, float | None]],
+        error: BaseException | None = None,
+    ) -> TraceRecord:
+        """The finished trace: a root span for the call and the attempts under it."""
+        end = now_us()
+        body = self.body
+        used = _last_ok(self.trace.spans)
+        caller = self.caller
+        inputs = body.get("messages") if self.kind == "generation" else body.get("input")
+        root = Span(
+            id=self.trace.parent_id,
+            trace_id=self.trace.trace_id,
+            kind=self.kind,  # type: ignore[arg-type]
+            name=f"{'chat' if self.kind == 'generation' else 'embeddings'} {body.get('model')}",
+            start_us=self.start_us,
+            end_us=end,
+            input=inputs,
+            output=output,
+            model=self.model or (used.model if used else None),
+            provider=used.provider if used else None,
+            deployment=used.deployment if used else None,
+            parameters={k: v for k, v in body.items() if k not in _NOT_PARAMETERS},
+            usage=usage,
+            ttft_us=self.ttft_us,
+            price_override=prices.get(used.deployment or "") if used else None,
+            attributes={"model_alias": body.get("model"), "attempts": len(self.trace.spans)},
+        )
+        if error is not None:
+            root.status = "error"
+            root.error = _describe(error)
+        trace = Trace(
+            id=self.trace.trace_id,
+            name=root.name,
+            start_us=self.start_us,
+            end_us=end,
+            user_id=caller.user_id or _str_or_none(body.get("user")),
+            session_id=caller.session_id,
+            tags=caller.tags,
+            metadata=caller.metadata,
+            input=inputs,
+            output=output,
+            status=root.status,
+        )
+        return TraceRecord(trace, [root, *self.trace.spans])
+
+
+def _deployment_marker(call: _Call, state: DeploymentState) -> Span:
+    dep = state.deployment
+    return Span(
+        id=new_span_id(),
+        trace_id=call.trace.trace_id,
+        parent_id=call.trace.parent_id,
+        name=f"attempt {dep.label}",
+        kind="span",
+        start_us=call.start_us,
+        end_us=now_us(),
+        model=dep.model,
+        provider=dep.provider,
+        deployment=dep.label,
+    )
+
+
+def _last_ok(spans: list[Span]) -> Span | None:
+    for span in reversed(spans):
+        if span.status == "ok":
+            return span
+    return spans[-1] if spans else None
+
+
+def _one(output: list[Any]) -> Any:
+    return output[0] if len(output) == 1 else output
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, APIError):
+        return f"{type(error).__name__}: {error.message}"
+    if isinstance(error, GeneratorExit):
+        return "client disconnected before the stream ended"
+    return f"{type(error).__name__}: {error}"
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

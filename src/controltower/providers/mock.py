@@ -1,0 +1,228 @@
+"""The mock provider: OpenAI-shaped answers with scripted latency and injected failures.
+
+It ships in the package for the quick start, the tests, demos and benchmarks: no machine
+here reaches a real provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import random
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from controltower.domain import Usage
+from controltower.errors import (
+    APIError,
+    ContentPolicy,
+    ContextWindowExceeded,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from controltower.providers.base import (
+    SSE_DONE,
+    ChatCompletion,
+    ChatRequest,
+    ChatStream,
+    EmbeddingResult,
+    StreamSummary,
+    sse_event,
+)
+from controltower.settings import Deployment, MockOptions
+
+
+class MockProvider:
+    """Answers in process; behaviour comes from the deployment's `mock:` options."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.model = deployment.model
+        self.label = deployment.label
+        self.options = deployment.mock or MockOptions()
+        self.calls = 0
+        self._scripted = itertools.cycle(self.options.replies) if self.options.replies else None
+        self._random = random.Random(0)
+
+    async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
+        """Answer like an OpenAI model would, or fail as configured."""
+        self.calls += 1
+        failure = self._failure()
+        if failure == "timeout":
+            await self._hang(request.timeout_s)
+        if failure not in ("none", "cut"):
+            raise _error(failure, self.label, self.options.retry_after_s)
+        text = self._reply(request.body)
+        usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=len(_tokens(text)))
+        if request.stream:
+            return await self._stream(request, text, usage, cut=failure == "cut")
+        if failure == "cut":
+            raise UpstreamError(f"{self.label} broke off its answer (mock failure 'cut')")
+        if self.options.ttft_ms or self.options.token_ms:
+            delay = self.options.ttft_ms + self.options.token_ms * (usage.output_tokens or 0)
+            await asyncio.sleep(delay / 1000)
+        data = _completion(self.model, text, usage, request.body.get("n") or 1)
+        return ChatCompletion(orjson.dumps(data), data, usage, self.model)
+
+    async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
+        """Deterministic unit vectors derived from a hash of each input."""
+        self.calls += 1
+        failure = self._failure()
+        if failure == "timeout":
+            await self._hang(timeout_s)
+        if failure != "none":
+            raise _error(failure, self.label, self.options.retry_after_s)
+        inputs = body.get("input")
+        items = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        dims = int(body.get("dimensions") or self.options.embedding_dims)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _vector(str(item), dims)}
+            for i, item in enumerate(items)
+        ]
+        tokens = sum(len(_tokens(str(item))) for item in items)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        payload = {"object": "list", "data": data, "model": self.model, "usage": usage}
+        return EmbeddingResult(orjson.dumps(payload), Usage(input_tokens=tokens), self.model)
+
+    def _failure(self) -> str:
+        o = self.options
+        if o.failure == "none":
+            return "none"
+        if o.failure_times is not None:
+            return o.failure if self.calls <= o.failure_times else "none"
+        return o.failure if self._random.random() < o.failure_rate else "none"
+
+    async def _hang(self, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.sleep(3600)
+        except TimeoutError:
+            raise UpstreamTimeout(f"{self.label} did not answer within {timeout_s:g} s") from None
+
+    def _reply(self, body: dict[str, Any]) -> str:
+        if self._scripted is not None:
+            return next(self._scripted)
+        if self.options.reply != "echo":
+            return self.options.reply
+        for message in reversed(body.get("messages") or []):
+            if message.get("role") == "user":
+                return _text(message.get("content"))
+        return "Hello from the controltower mock model."
+
+    async def _stream(self, request: ChatRequest, text: str, usage: Usage, cut: bool) -> ChatStream:
+        if self.options.ttft_ms:
+            await asyncio.sleep(self.options.ttft_ms / 1000)
+        summary = StreamSummary(model=self.model, usage=usage)
+        pieces = _tokens(text) or [""]
+        events = self._events(pieces, usage, request.client_wants_usage, summary, cut)
+        first = await anext(events)
+        return ChatStream(_prepend(first, events), summary)
+
+    async def _events(
+        self, pieces: list[str], usage: Usage, wants_usage: bool, summary: StreamSummary, cut: bool
+    ) -> AsyncIterator[bytes]:
+        base = {
+            "id": _id(),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model,
+        }
+        role = {"role": "assistant", "content": ""}
+        yield sse_event(orjson.dumps({**base, "choices": [_delta(role, None)]}))
+        for i, piece in enumerate(pieces):
+            if cut and i >= self.options.cut_after:
+                raise UpstreamError(f"{self.label} broke off its stream (mock failure 'cut')")
+            if self.options.token_ms and i:
+                await asyncio.sleep(self.options.token_ms / 1000)
+            summary.texts.setdefault(0, []).append(piece)
+            yield sse_event(orjson.dumps({**base, "choices": [_delta({"content": piece}, None)]}))
+        summary.finish_reasons[0] = "stop"
+        yield sse_event(orjson.dumps({**base, "choices": [_delta({}, "stop")]}))
+        if wants_usage:
+            yield sse_event(orjson.dumps({**base, "choices": [], "usage": _usage_json(usage)}))
+        yield SSE_DONE
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _error(failure: str, label: str, retry_after_s: float) -> APIError:
+    note = f"(mock failure {failure!r})"
+    if failure == "429":
+        return RateLimited(f"{label} is rate limited {note}", retry_after=retry_after_s)
+    if failure == "context_window":
+        return ContextWindowExceeded(f"{label}: maximum context length exceeded {note}")
+    if failure == "content_policy":
+        return ContentPolicy(f"{label}: refused by content policy {note}")
+    if failure == "malformed":
+        return UpstreamError(f"{label} sent a malformed body {note}")
+    return UpstreamError(f"{label} answered HTTP {failure} {note}")
+
+
+def _completion(model: str, text: str, usage: Usage, n: int) -> dict[str, Any]:
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+        for i in range(n)
+    ]
+    return {
+        "id": _id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": _usage_json(usage),
+    }
+
+
+def _delta(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+
+def _usage_json(usage: Usage) -> dict[str, int]:
+    i, o = usage.input_tokens or 0, usage.output_tokens or 0
+    return {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}
+
+
+def _id() -> str:
+    return "chatcmpl-mock" + random.getrandbits(64).to_bytes(8, "big").hex()
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _tokens(text: str) -> list[str]:
+    """Split into word-sized pieces that join back to the text (a stand-in tokenizer)."""
+    if not text:
+        return []
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _count_tokens(body: dict[str, Any]) -> int:
+    return sum(len(_tokens(_text(m.get("content")))) + 3 for m in body.get("messages") or [])
+
+
+def _vector(text: str, dims: int) -> list[float]:
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = (seed * (dims * 4 // len(seed) + 1))[: dims * 4]
+    values = [v / 2**32 - 0.5 for v in struct.unpack(f"<{dims}I", raw)]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [v / norm for v in values]

@@ -1,0 +1,96 @@
+"""The ASGI application: hot OpenAI routes as raw handlers, everything else on Starlette."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from controltower.cost import PriceTable
+from controltower.errors import APIError
+from controltower.gateway import Gateway
+from controltower.server.api import build_api
+from controltower.server.asgi import Receive, Scope, Send, send_error
+from controltower.server.auth import MasterKeyAuth
+from controltower.server.openai_routes import OpenAIRoutes
+from controltower.settings import Settings
+from controltower.tracing import TraceReader, TraceSink, TraceWriter
+
+log = logging.getLogger("controltower.server")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class GatewayApp:
+    """Dispatches by path; the proxy routes skip the framework entirely."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_provider: Callable[[Any], Any],
+        store: Any,
+        *,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        prices = PriceTable()
+        self.writer = TraceWriter(
+            _as_sink(store),
+            max_queue=settings.trace_queue_size,
+            batch_size=settings.trace_batch_size,
+            flush_interval_s=settings.trace_flush_interval_s,
+            enrich=prices.price_record,
+        )
+        self.gateway = Gateway(settings, make_provider, self.writer.enqueue)
+        self.auth = MasterKeyAuth(
+            settings.master_key.get_secret_value() if settings.master_key else None
+        )
+        routes = OpenAIRoutes(self.gateway, settings.max_request_bytes)
+        self._post: dict[str, Handler] = {
+            "/v1/chat/completions": routes.chat_completions,
+            "/chat/completions": routes.chat_completions,
+            "/v1/embeddings": routes.embeddings,
+            "/embeddings": routes.embeddings,
+        }
+        self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
+        self._api = build_api(_as_reader(store), self.writer)
+        self._on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            table = self._post if scope["method"] == "POST" else self._get
+            handler = table.get(scope["path"])
+            try:
+                self.auth.check(scope)
+            except APIError as exc:
+                await send_error(send, exc)
+                return
+            await (handler or self._api)(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.writer.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.aclose()
+                self.writer.shutdown()
+                if self._on_shutdown is not None:
+                    self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _as_sink(store: Any) -> TraceSink:
+    assert isinstance(store, TraceSink), "the store must implement TraceSink.write"
+    return store
+
+
+def _as_reader(store: Any) -> TraceReader:
+    assert isinstance(store, TraceReader), "the store must implement TraceReader"
+    return store

@@ -1,0 +1,103 @@
+"""The OpenAI-compatible routes, as raw ASGI handlers: the proxy path stays thin."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from controltower.domain import new_trace_id
+from controltower.errors import APIError, UpstreamError
+from controltower.gateway import Gateway
+from controltower.providers import ChatCompletion, ChatStream
+from controltower.server.asgi import (
+    JSON_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+    send_json,
+)
+from controltower.server.requests import caller_from, check_chat, check_embeddings, parse_object
+
+log = logging.getLogger("controltower.server")
+
+TRACE_HEADER = b"x-controltower-trace-id"
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class OpenAIRoutes:
+    """`/v1/chat/completions`, `/v1/embeddings` and `/v1/models`."""
+
+    def __init__(self, gateway: Gateway, max_request_bytes: int) -> None:
+        self.gateway = gateway
+        self.max_request_bytes = max_request_bytes
+        self.created = int(time.time())
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy one chat completion, whole or streamed."""
+        trace_id = new_trace_id()
+        trace_header = [(TRACE_HEADER, trace_id.encode())]
+        try:
+            body = parse_object(await read_body(scope, receive, self.max_request_bytes))
+            check_chat(body)
+            result = await self.gateway.chat(body, caller_from(scope), trace_id)
+        except APIError as exc:
+            await send_error(send, exc, trace_header)
+            return
+        if isinstance(result, ChatCompletion):
+            await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
+            return
+        await _relay(send, result, trace_header)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy one embeddings request."""
+        trace_id = new_trace_id()
+        trace_header = [(TRACE_HEADER, trace_id.encode())]
+        try:
+            body = parse_object(await read_body(scope, receive, self.max_request_bytes))
+            check_embeddings(body)
+            result = await self.gateway.embed(body, caller_from(scope), trace_id)
+        except APIError as exc:
+            await send_error(send, exc, trace_header)
+            return
+        await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The model aliases, in the OpenAI list format."""
+        data = [
+            {"id": name, "object": "model", "created": self.created, "owned_by": "controltower"}
+            for name in self.gateway.model_ids()
+        ]
+        await send_json(send, 200, {"object": "list", "data": data})
+
+
+async def _relay(send: Send, stream: ChatStream, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send a stream's events; a failure after the first byte ends it with an error event."""
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    try:
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except APIError as exc:
+        await _send_final(send, b"data: " + exc.body() + b"\n\n")
+        return
+    except OSError:  # the client went away: stop reading upstream
+        await stream.aclose()
+        return
+    except Exception as exc:
+        log.exception("stream failed")
+        error = UpstreamError(f"the stream failed: {type(exc).__name__}")
+        await _send_final(send, b"data: " + error.body() + b"\n\n")
+        return
+    await _send_final(send, b"")
+
+
+async def _send_final(send: Send, body: bytes) -> None:
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": body, "more_body": False})

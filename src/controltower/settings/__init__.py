@@ -1,0 +1,22 @@
+"""Configuration: the validated settings model and the YAML loader that builds it."""
+
+from controltower.settings.loader import load_settings, parse_settings
+from controltower.settings.model import (
+    Deployment,
+    MockOptions,
+    ModelAlias,
+    PriceOverride,
+    Settings,
+    demo_settings,
+)
+
+__all__ = [
+    "Deployment",
+    "MockOptions",
+    "ModelAlias",
+    "PriceOverride",
+    "Settings",
+    "demo_settings",
+    "load_settings",
+    "parse_settings",
+]

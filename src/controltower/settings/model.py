@@ -1,0 +1,130 @@
+"""The settings model. Built once by the CLI or the app factory and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+Strategy = Literal["weighted", "least-latency", "least-busy"]
+MockFailure = Literal[
+    "none", "500", "503", "429", "timeout", "malformed", "cut", "context_window", "content_policy"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceOverride(_Strict):
+    """Prices in USD per million tokens; they replace the price table for a deployment."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class MockOptions(_Strict):
+    """Behaviour of the built-in mock provider: replies, latency and injected failures."""
+
+    reply: str = "echo"  # "echo" repeats the last user message; anything else is sent as is
+    replies: list[str] = Field(default_factory=list)  # scripted replies, used in turn
+    ttft_ms: float = Field(default=0.0, ge=0)
+    token_ms: float = Field(default=0.0, ge=0)
+    failure: MockFailure = "none"
+    failure_rate: float = Field(default=1.0, ge=0, le=1)
+    failure_times: int | None = Field(default=None, ge=0)  # only the first N calls fail
+    retry_after_s: float = Field(default=1.0, ge=0)
+    cut_after: int = Field(default=2, ge=0)  # events sent before a "cut" stream breaks
+    embedding_dims: int = Field(default=8, ge=1, le=4096)
+
+
+class Deployment(_Strict):
+    """One concrete model at one provider that serves an alias."""
+
+    provider: str
+    model: str
+    name: str | None = None
+    api_base: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None  # set for Azure OpenAI
+    headers: dict[str, str] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    price: PriceOverride | None = None
+    mock: MockOptions | None = None
+
+    @property
+    def label(self) -> str:
+        """The name traces and metrics use for this deployment."""
+        return self.name or f"{self.provider}/{self.model}"
+
+
+class ModelAlias(_Strict):
+    """What clients send as `model`: deployments to balance and aliases to fall back to."""
+
+    name: str = Field(min_length=1)
+    deployments: list[Deployment] = Field(min_length=1)
+    fallbacks: list[str] = Field(default_factory=list)
+    strategy: Strategy = "weighted"
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    failure_threshold: int = Field(default=3, ge=1)
+
+
+class Settings(_Strict):
+    """Everything the gateway needs to start."""
+
+    models: list[ModelAlias] = Field(default_factory=list)
+    database_url: str | None = None
+    master_key: SecretStr | None = None
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    trace_queue_size: int = Field(default=10_000, gt=0)
+    trace_batch_size: int = Field(default=256, gt=0)
+    trace_flush_interval_s: float = Field(default=0.5, gt=0)
+    backoff_base_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        names = [m.name for m in self.models]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ValueError(f"models[{i}].name: duplicate model name {name!r}")
+            seen.add(name)
+        for i, alias in enumerate(self.models):
+            for j, fb in enumerate(alias.fallbacks):
+                if fb == alias.name:
+                    raise ValueError(f"models[{i}].fallbacks[{j}]: {fb!r} falls back to itself")
+                if fb not in seen:
+                    raise ValueError(
+                        f"models[{i}].fallbacks[{j}]: unknown model {fb!r}; "
+                        f"declare it under models or use one of {sorted(seen)}"
+                    )
+        return self
+
+    def alias(self, name: str) -> ModelAlias | None:
+        """The alias called `name`, if declared."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+
+def demo_settings(database_url: str | None = None) -> Settings:
+    """Settings with one mock model, so the quick start works offline."""
+    demo = ModelAlias(
+        name="demo",
+        deployments=[
+            Deployment(
+                provider="mock",
+                model="demo",
+                price=PriceOverride(input=0.0, output=0.0),
+                mock=MockOptions(ttft_ms=0, token_ms=0),
+            )
+        ],
+    )
+    return Settings(models=[demo], database_url=database_url)

@@ -1,0 +1,92 @@
+"""The trace tables: one SQLAlchemy Core schema for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+# Times are microseconds since the Unix epoch, the unit of controltower.domain.
+# Free-text columns have no length: on PostgreSQL an over-long value would fail a whole batch.
+TRACE_JSON_COLUMNS = ("tags", "meta", "input", "output")
+SPAN_JSON_COLUMNS = ("input", "output", "parameters", "attributes")
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSON on SQLite, JSONB on PostgreSQL."""
+    return sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def build_metadata() -> sa.MetaData:
+    """A fresh MetaData holding the `traces` and `spans` tables."""
+    metadata = sa.MetaData()
+    _traces_table(metadata)
+    _spans_table(metadata)
+    return metadata
+
+
+def _traces_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "traces",
+        metadata,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("project", sa.String(), nullable=False),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("session_id", sa.String()),
+        sa.Column("user_id", sa.String()),
+        sa.Column("tags", json_type()),
+        sa.Column("metadata", json_type(), key="meta"),
+        sa.Column("input", json_type()),
+        sa.Column("output", json_type()),
+        sa.Column("start_us", sa.BigInteger, nullable=False),
+        sa.Column("end_us", sa.BigInteger),
+        sa.Column("latency_us", sa.BigInteger),
+        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("input_tokens", sa.BigInteger),
+        sa.Column("output_tokens", sa.BigInteger),
+        sa.Column("cached_tokens", sa.BigInteger),
+        sa.Column("reasoning_tokens", sa.BigInteger),
+        sa.Column("total_tokens", sa.BigInteger),
+        sa.Column("cost", sa.Float, nullable=True),
+        sa.Column("environment", sa.String()),
+        sa.Column("release", sa.String()),
+        sa.Index("ix_traces_start_us_id", "start_us", "id"),
+        sa.Index("ix_traces_project_start_us", "project", "start_us"),
+        sa.Index("ix_traces_user_id_start_us", "user_id", "start_us"),
+        sa.Index("ix_traces_session_id_start_us", "session_id", "start_us"),
+    )
+
+
+def _spans_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "spans",
+        metadata,
+        sa.Column("id", sa.String(16), primary_key=True),
+        sa.Column("trace_id", sa.String(32), primary_key=True),
+        sa.Column("parent_id", sa.String(16)),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("start_us", sa.BigInteger, nullable=False),
+        sa.Column("end_us", sa.BigInteger),
+        sa.Column("latency_us", sa.BigInteger),
+        sa.Column("input", json_type()),
+        sa.Column("output", json_type()),
+        sa.Column("model", sa.String()),
+        sa.Column("provider", sa.String()),
+        sa.Column("deployment", sa.String()),
+        sa.Column("parameters", json_type()),
+        sa.Column("input_tokens", sa.BigInteger),
+        sa.Column("output_tokens", sa.BigInteger),
+        sa.Column("cached_tokens", sa.BigInteger),
+        sa.Column("reasoning_tokens", sa.BigInteger),
+        sa.Column("cost", sa.Float, nullable=True),
+        sa.Column("ttft_us", sa.BigInteger),
+        sa.Column("status", sa.String(), nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("prompt_name", sa.String()),
+        sa.Column("prompt_version", sa.Integer),
+        sa.Column("attributes", json_type()),
+        sa.Index("ix_spans_trace_id", "trace_id"),
+    )
