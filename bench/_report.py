@@ -70,7 +70,7 @@ def _throughput_table(by_c: dict[str, dict[str, Any]], targets: list[str]) -> li
     both = all(g in targets for g in GATEWAYS)
     if both:
         header.append("controltower / LiteLLM")
-    header += [f"{n} errors (status + socket)" for n in labels]
+    header += [f"{n} errors (non-2xx + socket)" for n in labels]
     rows = []
     for conc, cells in by_c.items():
         row = [conc, *(_fmt(cells.get(t, {}).get("rps"), 0) for t in targets)]
@@ -95,10 +95,17 @@ def _ttfb_table(ttfb: dict[str, dict[str, Any]], targets: list[str]) -> list[str
         rows.append([
             LABELS[t], str(len(cell.get("samples_ms", []))), _fmt(med, 3),
             _fmt(cell.get("p90_ms"), 3), "-" if added is None else f"+{added:.3f}",
-            str(cell.get("errors", "-")),
+            str(cell.get("errors", "-")), str(cell.get("trace_headers", "-")),
         ])
-    header = ["target", "requests", "median TTFB ms", "p90 ms", "added median ms", "errors"]
+    header = ["target", "requests", "median TTFB ms", "p90 ms", "added median ms", "errors",
+              "x-controltower-trace-id"]
     return _table(header, rows)
+
+
+def _traces(res: dict[str, Any]) -> str:
+    if "traces_stored" not in res:
+        return "-"
+    return f"{res['traces_stored']} / {res['requests_completed']}"
 
 
 def _resource_table(res: dict[str, dict[str, Any]]) -> list[str]:
@@ -106,13 +113,14 @@ def _resource_table(res: dict[str, dict[str, Any]]) -> list[str]:
         [
             LABELS[t], _fmt(r.get("ready_s")), _fmt(r.get("first_completion_s")),
             _fmt(r.get("idle_rss_mib"), 1), _fmt(r.get("after_rss_mib"), 1),
-            _fmt(r.get("peak_rss_mib"), 1), str(r.get("procs", "-")),
+            _fmt(r.get("peak_rss_mib"), 1), str(r.get("procs", "-")), _traces(r),
         ]
         for t, r in res.items()
     ]
     header = [
         "gateway", "spawn → ready s", "spawn → first completion s", "idle RSS MiB",
         "RSS after load MiB", "peak RSS (VmHWM) MiB", "processes",
+        "traces stored / requests answered",
     ]
     return _table(header, rows)
 
@@ -123,14 +131,15 @@ def _meta_lines(meta: dict[str, Any]) -> list[str]:
         f"- Command: `{meta['command']}`",
         f"- Date: {meta['date']}",
         f"- Machine: {meta['machine']['nproc']} CPUs ({meta['machine']['cpu']}), "
-        f"{meta['machine']['mem_gib']} GiB RAM, Linux {meta['machine']['kernel']}",
+        f"{meta['machine']['mem_gib']} GiB RAM, Linux {meta['machine']['kernel']}, "
+        f"load average at the end {meta['machine']['loadavg_1m']}",
         f"- Versions: controltower {versions['controltower']}, "
         f"LiteLLM {versions['litellm']}, Python {versions['python']}, {versions['wrk']}",
         f"- Method: fake upstream `bench/upstream.py` (1 process, answers at once), "
         f"wrk closed loop on 127.0.0.1, {meta['seconds']:g} s runs x {meta['reps']} "
         f"repetitions, figures are medians of the repetitions (errors are summed). "
-        f"Streams are 22 SSE events + `[DONE]`. Errors: HTTP status >= 400 (as wrk counts "
-        f"them) + socket errors (connect, read, write, timeout). Latencies in ms.",
+        f"Streams are 22 SSE events + `[DONE]`. Errors: non-2xx responses (counted in the "
+        f"Lua `response` hook) + socket errors (connect, read, write, timeout). Latencies in ms.",
         "",
     ]
 

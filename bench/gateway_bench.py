@@ -25,11 +25,13 @@ Every process it starts is ended by its PID in a ``finally`` block.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -66,6 +68,8 @@ class Target:
     headers: dict[str, str]
     proc: Proc | None = None
     resources: dict[str, float] = field(default_factory=dict)
+    trace_db: Path | None = None
+    completed: int = 0  # requests answered, to compare with the traces stored
 
     @property
     def url(self) -> str:
@@ -104,7 +108,7 @@ def settings_from(args: argparse.Namespace, workdir: Path) -> Settings:
     seconds = args.seconds or (3.0 if args.quick else 8.0)
     reps = args.reps or (1 if args.quick else 3)
     ttfb = args.ttfb_requests or (50 if args.quick else 200)
-    return Settings(seconds, reps, 1.0 if args.quick else 2.0, ttfb, workdir)
+    return Settings(seconds, reps, 2.0 if args.quick else 5.0, ttfb, workdir)
 
 
 def run_checked(argv: list[str], timeout: float) -> None:
@@ -170,6 +174,7 @@ def start_gateway(s: Settings, target: Target, argv: list[str], env: dict[str, s
         proc, lambda: _procs.request(target.base, "GET", health)[0] == 200, 180
     )
     first = _procs.wait_until(proc, lambda: _chat_ok(target), 60)
+    target.completed += 1
     time.sleep(1.0)
     idle = _procs.rss_mib(proc.pid)
     target.resources = {
@@ -201,6 +206,7 @@ def start_controltower(s: Settings, upstream: Target) -> Target:
         "CONTROLTOWER_DATABASE_URL": f"sqlite:///{s.workdir / 'traces.db'}"
     }
     target = Target("controltower", f"http://127.0.0.1:{port}", dict(JSON_HEADERS))
+    target.trace_db = s.workdir / "traces.db"
     return start_gateway(s, target, controltower_argv(path, port), env, "/health")
 
 
@@ -226,9 +232,22 @@ def start_litellm(s: Settings, upstream: Target) -> Target:
     return start_gateway(s, target, argv, env, "/health/liveliness")
 
 
-def stop_target(s: Settings, target: Target) -> None:
-    if target.proc is not None:
-        _procs.stop(target.proc)
+def count_traces(db: Path) -> int | None:
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return int(conn.execute("SELECT count(*) FROM traces").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def stop_target(target: Target) -> None:
+    """Stop gracefully (the trace writer flushes on SIGTERM), then count stored traces."""
+    if target.proc is None:
+        return
+    _procs.stop(target.proc, timeout=30)
+    if target.trace_db is not None:
+        target.resources["traces_stored"] = count_traces(target.trace_db) or 0
+        target.resources["requests_completed"] = target.completed
 
 
 # --- measurement -------------------------------------------------------------------------
@@ -247,13 +266,14 @@ def run_matrix(s: Settings, target: Target) -> dict[str, dict[str, list[dict[str
     """wrk for every mode x concurrency, repetitions interleaved; raw results per cell."""
     scripts = lua_scripts(s, target)
     for script in scripts.values():
-        _load.run_wrk(target.url, script, 16, s.warmup)
+        target.completed += int(_load.run_wrk(target.url, script, 16, s.warmup)["requests"])
     raw: dict[str, dict[str, list[dict[str, float]]]] = {m: {} for m in MODES}
     for rep in range(s.reps):
         for mode, script in scripts.items():
             for conc in CONCURRENCY:
                 res = _load.run_wrk(target.url, script, conc, s.seconds)
                 raw[mode].setdefault(str(conc), []).append(res)
+                target.completed += int(res["requests"])
                 print(f"  {target.key:12} {mode:13} c={conc:<3} rep {rep + 1}: "
                       f"{res['rps']:9.1f} req/s  p50 {res['p50_ms']:8.3f}  "
                       f"p99 {res['p99_ms']:8.3f} ms  errors "
@@ -266,6 +286,7 @@ def measure_target(s: Settings, target: Target) -> dict[str, Any]:
     runs = run_matrix(s, target)
     auth = {k: v for k, v in target.headers.items() if k != "Content-Type"}
     ttfb = _load.measure_ttfb(target.base, auth, s.ttfb_requests)
+    target.completed += s.ttfb_requests
     print(f"  {target.key} TTFB median {ttfb.get('median_ms')} ms, "
           f"errors {ttfb['errors']}, trace headers {ttfb['trace_headers']}", flush=True)
     if target.proc is not None:
@@ -339,6 +360,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "mem_gib": round(mem_kib / 1024 / 1024, 1),
         "kernel": os.uname().release,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -380,7 +402,7 @@ def run_full(args: argparse.Namespace, s: Settings) -> None:
         try:
             raw[key] = measure_target(s, target)
         finally:
-            stop_target(s, target)
+            stop_target(target)
     meta = metadata(s)
     summary = summarize(raw)
     save_json("gateway", {"meta": meta, "summary": summary, "raw": raw})
@@ -439,13 +461,20 @@ def _frame(name: str) -> str:
     return f"{func} ({Path(path).name})" if path else func
 
 
-def top_functions(raw_path: Path, limit: int = 25) -> tuple[list[tuple[str, int]], int]:
-    """Aggregate py-spy raw (collapsed) stacks by leaf frame: self samples per function."""
+def top_functions(
+    raw_path: Path, limit: int = 25, main_thread_only: bool = False
+) -> tuple[list[tuple[str, int]], int]:
+    """Aggregate py-spy raw (collapsed) stacks by leaf frame: self samples per function.
+
+    ``main_thread_only`` keeps the event loop's stacks (threads started with
+    ``threading`` run under ``Thread._bootstrap``)."""
     counts: dict[str, int] = {}
     total = 0
     for line in raw_path.read_text().splitlines():
         stack, _, num = line.rpartition(" ")
         if not stack or not num.isdigit():
+            continue
+        if main_thread_only and "Thread._bootstrap" in stack:
             continue
         leaf = _frame(stack.split(";")[-1])
         counts[leaf] = counts.get(leaf, 0) + int(num)
@@ -478,8 +507,13 @@ def run_profile(args: argparse.Namespace, s: Settings) -> None:
         if wrk.poll() is None:
             wrk.kill()
             wrk.wait()
-    top, total = top_functions(out)
-    print(f"\npy-spy raw stacks: {out.relative_to(ROOT)} ({total} samples)")
+    print(f"\npy-spy raw stacks: {out.relative_to(ROOT)}")
+    print_top("all threads", *top_functions(out))
+    print_top("event-loop thread only", *top_functions(out, 15, main_thread_only=True))
+
+
+def print_top(title: str, top: list[tuple[str, int]], total: int) -> None:
+    print(f"\n{title}: {total} samples at 200 Hz (idle time not sampled)")
     print(f"{'self %':>7}  function")
     for name, count in top:
         print(f"{100 * count / max(total, 1):6.1f}%  {name}")

@@ -251,7 +251,7 @@ async def serve(sock: socket.socket) -> None:
 def run_worker(host: str, port: int, reuse_port: bool) -> None:
     sock = make_socket(host, port, reuse_port)
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
 
         uvloop.run(serve(sock))
     except ImportError:

@@ -208,7 +208,7 @@ TOOL_STREAM = [
     MESSAGE_STOP,
 ]
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -326,7 +326,7 @@ async def test_text_answer_translates_request_and_response(
 
 
 async def test_tool_use_round_trip(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
-    answer = [
+    answer: list[dict[str, Any]] = [
         {"type": "text", "text": "Checking both."},
         {
             "type": "tool_use",
@@ -616,8 +616,22 @@ async def test_error_event_mid_stream_fails_in_iterator(
         request({"messages": [{"role": "user", "content": "Hi"}], "stream": True})
     )
     assert isinstance(stream, ChatStream)
+    received = []
     with pytest.raises(UpstreamError, match="Overloaded"):
-        await drain(stream)
+        async for piece in stream:
+            received.append(piece)
+    assert b"Hello" in b"".join(received)
+
+
+async def test_stream_in_one_read(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
+    upstream.replies.append(Reply(events=[b"".join(sse(*TEXT_STREAM))]))
+    stream = await provider.chat(
+        request({"messages": [{"role": "user", "content": "Hi"}], "stream": True})
+    )
+    assert isinstance(stream, ChatStream)
+    events = await drain(stream)
+    assert events[-1] == "[DONE]"
+    assert "".join(stream.summary.texts[0]) == "Hello, world"
 
 
 @pytest.mark.parametrize(

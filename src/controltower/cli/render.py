@@ -13,11 +13,13 @@ from rich.tree import Tree
 def trace_table(traces: list[dict[str, Any]], next_cursor: str | None) -> None:
     """Print traces as a table."""
     table = Table(box=None)
-    for column in ("start", "trace id", "name", "status", "tokens", "cost $", "ms", "user"):
+    table.add_column("start", no_wrap=True)
+    table.add_column("trace id", no_wrap=True, min_width=32)
+    for column in ("name", "status", "tokens", "cost $", "ms", "user"):
         table.add_column(column)
     for t in traces:
         table.add_row(
-            t["start_time"][:23],
+            t["start_time"][:19].replace("T", " "),
             t["id"],
             t["name"],
             _status(t["status"]),
