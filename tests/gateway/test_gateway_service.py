@@ -188,7 +188,8 @@ async def test_stream_is_traced_when_it_ends() -> None:
     assert (root.usage.input_tokens, root.usage.output_tokens) == (10, 3)
     assert root.parameters == {"stream": True}
     assert root.model == "primary-model"
-    assert root.ttft_us is not None and 0 <= root.ttft_us <= root.end_us - root.start_us  # type: ignore[operator]
+    assert root.ttft_us is not None and root.latency_us is not None
+    assert 0 <= root.ttft_us <= root.latency_us
 
 
 async def test_stream_without_usage_for_the_client() -> None:
@@ -225,11 +226,6 @@ async def test_client_disconnect_is_recorded() -> None:
     assert root.error == "client disconnected before the stream ended"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Gateway._traced does not aclose() the inner stream, so closing the gateway's "
-    "stream leaves the deployment in flight (and the upstream connection open) until GC",
-)
 async def test_closing_a_stream_releases_the_deployment_at_once() -> None:
     gw, _ = gateway(alias("chat", mock_deployment("primary", reply="a b c d")))
     stream = await gw.chat(body(stream=True), Caller())

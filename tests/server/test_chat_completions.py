@@ -124,3 +124,75 @@ models:
             return out
 
         assert asyncio.run(run()) == ["first", "second"]
+
+
+TOOLS = """
+models:
+  - name: agent
+    deployments:
+      - provider: mock
+        model: m
+        mock:
+          replies:
+            - {tool: get_weather, arguments: {city: Paris}}
+            - "It is sunny in Paris."
+"""
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_round_trip(stream: bool) -> None:
+    with running_gateway(config(TOOLS)) as gw:
+        c = client(gw)
+        messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
+        if stream:
+            chunks = list(
+                c.chat.completions.create(
+                    model="agent", messages=messages, tools=[WEATHER_TOOL], stream=True
+                )
+            )
+            deltas = [d for ch in chunks for d in (ch.choices[0].delta.tool_calls or [])]
+            name = deltas[0].function.name
+            arguments = "".join(d.function.arguments or "" for d in deltas)
+            call_id = deltas[0].id
+            assert chunks[-1].choices[0].finish_reason == "tool_calls"
+        else:
+            first = c.chat.completions.create(
+                model="agent", messages=messages, tools=[WEATHER_TOOL], tool_choice="auto"
+            )
+            assert first.choices[0].finish_reason == "tool_calls"
+            call = first.choices[0].message.tool_calls[0]
+            name, arguments, call_id = call.function.name, call.function.arguments, call.id
+        assert name == "get_weather" and arguments == '{"city":"Paris"}'
+        messages += [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+        ]
+        raw = c.chat.completions.with_raw_response.create(
+            model="agent",
+            messages=messages,
+            tools=[WEATHER_TOOL],
+            response_format={"type": "text"},
+        )
+        assert raw.parse().choices[0].message.content == "It is sunny in Paris."
+        root = gw.trace(raw.headers["x-controltower-trace-id"])["spans"][0]
+        assert root["input"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+        assert root["parameters"]["tools"] == [WEATHER_TOOL]
+        assert root["parameters"]["response_format"] == {"type": "text"}

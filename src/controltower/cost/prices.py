@@ -48,9 +48,9 @@ class PriceTable:
         if key in self._cache:
             return self._cache[key]
         with self._lock:
-            found = _from_genai_prices(provider, model)
-            self._cache[key] = found
-        return found
+            if key not in self._cache:  # another thread may have looked it up meanwhile
+                self._cache[key] = _from_genai_prices(provider, model)
+        return self._cache[key]
 
 
 def _apply(prices: Prices, usage: Usage) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 from controltower.domain import (
     CallTrace,
     Span,
+    SpanKind,
     Trace,
     TraceRecord,
     Usage,
@@ -106,6 +107,7 @@ class Gateway:
             error = exc
             raise
         finally:
+            await stream.aclose()  # frees the deployment and the upstream connection now
             summary = stream.summary
             call.model = summary.model
             output = [c["message"] for c in summary.output()]
@@ -150,7 +152,7 @@ class _Call:
     __slots__ = ("body", "caller", "kind", "model", "start_us", "trace", "ttft_us")
 
     def __init__(
-        self, trace_id: str, body: dict[str, Any], caller: Caller, kind: str = "generation"
+        self, trace_id: str, body: dict[str, Any], caller: Caller, kind: SpanKind = "generation"
     ) -> None:
         self.body = body
         self.caller = caller
@@ -177,7 +179,7 @@ class _Call:
         root = Span(
             id=self.trace.parent_id,
             trace_id=self.trace.trace_id,
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             name=f"{'chat' if self.kind == 'generation' else 'embeddings'} {body.get('model')}",
             start_us=self.start_us,
             end_us=end,

@@ -35,7 +35,7 @@ from controltower.providers.base import (
     StreamSummary,
     sse_event,
 )
-from controltower.settings import Deployment, MockOptions
+from controltower.settings import Deployment, MockOptions, MockToolCall
 
 
 class MockProvider:
@@ -57,16 +57,17 @@ class MockProvider:
             await self._hang(request.timeout_s)
         if failure not in ("none", "cut"):
             raise _error(failure, self.label, self.options.retry_after_s)
-        text = self._reply(request.body)
-        usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=len(_tokens(text)))
+        reply = _Reply(self._reply(request.body))
+        usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=reply.tokens)
         if request.stream:
-            return await self._stream(request, text, usage, cut=failure == "cut")
+            return await self._stream(request, reply, usage, cut=failure == "cut")
         if failure == "cut":
             raise UpstreamError(f"{self.label} broke off its answer (mock failure 'cut')")
         if self.options.ttft_ms or self.options.token_ms:
-            delay = self.options.ttft_ms + self.options.token_ms * (usage.output_tokens or 0)
-            await asyncio.sleep(delay / 1000)
-        data = _completion(self.model, text, usage, request.body.get("n") or 1)
+            await asyncio.sleep(
+                (self.options.ttft_ms + self.options.token_ms * reply.tokens) / 1000
+            )
+        data = _completion(self.model, reply, usage, request.body.get("n") or 1)
         return ChatCompletion(orjson.dumps(data), data, usage, self.model)
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
@@ -104,7 +105,7 @@ class MockProvider:
         except TimeoutError:
             raise UpstreamTimeout(f"{self.label} did not answer within {timeout_s:g} s") from None
 
-    def _reply(self, body: dict[str, Any]) -> str:
+    def _reply(self, body: dict[str, Any]) -> str | MockToolCall:
         if self._scripted is not None:
             return next(self._scripted)
         if self.options.reply != "echo":
@@ -114,17 +115,18 @@ class MockProvider:
                 return _text(message.get("content"))
         return "Hello from the controltower mock model."
 
-    async def _stream(self, request: ChatRequest, text: str, usage: Usage, cut: bool) -> ChatStream:
+    async def _stream(
+        self, request: ChatRequest, reply: _Reply, usage: Usage, cut: bool
+    ) -> ChatStream:
         if self.options.ttft_ms:
             await asyncio.sleep(self.options.ttft_ms / 1000)
-        summary = StreamSummary(model=self.model, usage=usage)
-        pieces = _tokens(text) or [""]
-        events = self._events(pieces, usage, request.client_wants_usage, summary, cut)
+        summary = StreamSummary()
+        events = self._events(reply, usage, request.client_wants_usage, summary, cut)
         first = await anext(events)
         return ChatStream(_prepend(first, events), summary)
 
     async def _events(
-        self, pieces: list[str], usage: Usage, wants_usage: bool, summary: StreamSummary, cut: bool
+        self, reply: _Reply, usage: Usage, wants_usage: bool, summary: StreamSummary, cut: bool
     ) -> AsyncIterator[bytes]:
         base = {
             "id": _id(),
@@ -132,20 +134,63 @@ class MockProvider:
             "created": int(time.time()),
             "model": self.model,
         }
-        role = {"role": "assistant", "content": ""}
-        yield sse_event(orjson.dumps({**base, "choices": [_delta(role, None)]}))
-        for i, piece in enumerate(pieces):
-            if cut and i >= self.options.cut_after:
+        first = {"role": "assistant", "content": None if reply.call else ""}
+        chunks = [_delta(first, None)]
+        chunks += [_delta(delta, None) for delta in reply.deltas()]
+        chunks.append(_delta({}, reply.finish_reason))
+        for i, choice in enumerate(chunks):
+            if cut and i > self.options.cut_after:
                 raise UpstreamError(f"{self.label} broke off its stream (mock failure 'cut')")
-            if self.options.token_ms and i:
+            if self.options.token_ms and 1 < i < len(chunks) - 1:
                 await asyncio.sleep(self.options.token_ms / 1000)
-            summary.texts.setdefault(0, []).append(piece)
-            yield sse_event(orjson.dumps({**base, "choices": [_delta({"content": piece}, None)]}))
-        summary.finish_reasons[0] = "stop"
-        yield sse_event(orjson.dumps({**base, "choices": [_delta({}, "stop")]}))
+            chunk = {**base, "choices": [choice]}
+            summary.add(chunk)
+            yield sse_event(orjson.dumps(chunk))
+        summary.usage = usage
         if wants_usage:
             yield sse_event(orjson.dumps({**base, "choices": [], "usage": _usage_json(usage)}))
         yield SSE_DONE
+
+
+class _Reply:
+    """A scripted or echoed reply: text, or a call of one tool."""
+
+    def __init__(self, reply: str | MockToolCall) -> None:
+        self.text = reply if isinstance(reply, str) else None
+        self.call = reply if isinstance(reply, MockToolCall) else None
+        self.call_id = "call_mock" + random.getrandbits(48).to_bytes(6, "big").hex()
+        self.arguments = orjson.dumps(self.call.arguments).decode() if self.call else ""
+        self.tokens = len(_tokens(self.text or self.arguments.replace(",", " ")))
+
+    @property
+    def finish_reason(self) -> str:
+        """`tool_calls` for a tool call, else `stop`."""
+        return "tool_calls" if self.call else "stop"
+
+    def message(self) -> dict[str, Any]:
+        """The assistant message of a whole answer."""
+        if self.call is None:
+            return {"role": "assistant", "content": self.text}
+        call = {
+            "id": self.call_id,
+            "type": "function",
+            "function": {"name": self.call.tool, "arguments": self.arguments},
+        }
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+    def deltas(self) -> list[dict[str, Any]]:
+        """The stream deltas after the role chunk: words, or the call in two halves."""
+        if self.call is None:
+            return [{"content": piece} for piece in _tokens(self.text or "") or [""]]
+        half = len(self.arguments) // 2
+        head = {
+            "index": 0,
+            "id": self.call_id,
+            "type": "function",
+            "function": {"name": self.call.tool, "arguments": self.arguments[:half]},
+        }
+        tail = {"index": 0, "function": {"arguments": self.arguments[half:]}}
+        return [{"tool_calls": [head]}, {"tool_calls": [tail]}]
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -167,12 +212,12 @@ def _error(failure: str, label: str, retry_after_s: float) -> APIError:
     return UpstreamError(f"{label} answered HTTP {failure} {note}")
 
 
-def _completion(model: str, text: str, usage: Usage, n: int) -> dict[str, Any]:
+def _completion(model: str, reply: _Reply, usage: Usage, n: int) -> dict[str, Any]:
     choices = [
         {
             "index": i,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop",
+            "message": reply.message(),
+            "finish_reason": reply.finish_reason,
             "logprobs": None,
         }
         for i in range(n)

@@ -4,6 +4,7 @@ from controltower.settings.loader import load_settings, parse_settings
 from controltower.settings.model import (
     Deployment,
     MockOptions,
+    MockToolCall,
     ModelAlias,
     PriceOverride,
     Settings,
@@ -13,6 +14,7 @@ from controltower.settings.model import (
 __all__ = [
     "Deployment",
     "MockOptions",
+    "MockToolCall",
     "ModelAlias",
     "PriceOverride",
     "Settings",

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from controltower.errors import ConfigError
-from controltower.settings.model import Settings
+from controltower.settings.model import FieldProblem, Settings
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Loc = tuple[str | int, ...]
@@ -167,8 +167,10 @@ def _describe(exc: ValidationError, filename: str, lines: dict[Loc, int]) -> lis
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "value_error" and not loc:
-            problems.append(f"{filename}: {msg}")
+        problem = (err.get("ctx") or {}).get("error")
+        if isinstance(problem, FieldProblem):
+            where = _where(filename, lines, (*loc, *problem.loc))
+            problems.append(f"{where}: {problem}; fix: {problem.fix}")
             continue
         fix = _FIXES.get(err["type"], "see docs/configuration.md")
         got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"

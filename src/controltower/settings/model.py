@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -10,6 +10,15 @@ Strategy = Literal["weighted", "least-latency", "least-busy"]
 MockFailure = Literal[
     "none", "500", "503", "429", "timeout", "malformed", "cut", "context_window", "content_policy"
 ]
+
+
+class FieldProblem(ValueError):
+    """A cross-field mistake, with the location of the field it is about and a fix."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, fix: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.fix = fix
 
 
 class _Strict(BaseModel):
@@ -24,11 +33,18 @@ class PriceOverride(_Strict):
     cached_input: float | None = Field(default=None, ge=0)
 
 
+class MockToolCall(_Strict):
+    """A scripted reply of the mock provider that calls a tool instead of answering."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class MockOptions(_Strict):
     """Behaviour of the built-in mock provider: replies, latency and injected failures."""
 
     reply: str = "echo"  # "echo" repeats the last user message; anything else is sent as is
-    replies: list[str] = Field(default_factory=list)  # scripted replies, used in turn
+    replies: list[str | MockToolCall] = Field(default_factory=list)  # scripted, used in turn
     ttft_ms: float = Field(default=0.0, ge=0)
     token_ms: float = Field(default=0.0, ge=0)
     failure: MockFailure = "none"
@@ -89,20 +105,29 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
-        names = [m.name for m in self.models]
         seen: set[str] = set()
-        for i, name in enumerate(names):
-            if name in seen:
-                raise ValueError(f"models[{i}].name: duplicate model name {name!r}")
-            seen.add(name)
+        for i, alias in enumerate(self.models):
+            if alias.name in seen:
+                raise FieldProblem(
+                    ("models", i, "name"),
+                    f"duplicate model name {alias.name!r}",
+                    "give each model a name of its own",
+                )
+            seen.add(alias.name)
         for i, alias in enumerate(self.models):
             for j, fb in enumerate(alias.fallbacks):
+                loc = ("models", i, "fallbacks", j)
                 if fb == alias.name:
-                    raise ValueError(f"models[{i}].fallbacks[{j}]: {fb!r} falls back to itself")
+                    raise FieldProblem(
+                        loc,
+                        f"{fb!r} falls back to itself",
+                        "name another model, or remove this fallback",
+                    )
                 if fb not in seen:
-                    raise ValueError(
-                        f"models[{i}].fallbacks[{j}]: unknown model {fb!r}; "
-                        f"declare it under models or use one of {sorted(seen)}"
+                    raise FieldProblem(
+                        loc,
+                        f"unknown model {fb!r}",
+                        f"declare it under models, or use one of {sorted(seen)}",
                     )
         return self
 
