@@ -30,7 +30,7 @@ def test_chat_completion_is_answered_and_traced(demo_gateway: RunningGateway) ->
     assert trace["status"] == "ok"
     assert trace["user_id"] == "alice"
     assert trace["usage"]["output_tokens"] == 2
-    root, attempt = trace["spans"]
+    (root,) = trace["spans"]  # a first attempt that worked adds no span of its own
     assert root["kind"] == "generation"
     assert root["input"][1] == {"role": "user", "content": "hello gateway"}
     assert root["output"]["content"] == "hello gateway"
@@ -40,7 +40,6 @@ def test_chat_completion_is_answered_and_traced(demo_gateway: RunningGateway) ->
     expected = (root["usage"]["input_tokens"] * 1.0 + 2 * 2.0) / 1e6
     assert root["cost"] == pytest.approx(expected)
     assert trace["cost"] == pytest.approx(expected)
-    assert attempt["parent_id"] == root["id"] and attempt["status"] == "ok"
 
 
 def test_stream_with_usage_chunk(demo_gateway: RunningGateway) -> None:

@@ -182,3 +182,14 @@ def test_span_without_end() -> None:
     assert trace is not None
     assert trace["spans"][0]["end_time"] is None
     assert trace["spans"][0]["latency_ms"] is None
+
+
+def test_row_dicts_follow_the_column_order_the_bulk_insert_binds() -> None:
+    from controltower.store.schema import build_metadata
+    from controltower.store.serialize import record_to_rows
+    from tests.store.records import make_record
+
+    trace_row, span_rows = record_to_rows(make_record(1))
+    tables = build_metadata().tables
+    assert list(trace_row) == [c.key for c in tables["traces"].c]
+    assert list(span_rows[0]) == [c.key for c in tables["spans"].c]

@@ -121,10 +121,12 @@ class Gateway:
             raise self._unknown(alias)
         call = _Call(trace_id, body, caller, kind="embedding")
         state = balanced.pick()
-        call.trace.spans.append(_deployment_marker(call, state))
+        attempt = _deployment_marker(call, state)
+        call.trace.spans.append(attempt)
         try:
             result: EmbeddingResult = await state.provider.embed(body, state.timeout_s)
         except APIError as exc:
+            attempt.status, attempt.error = "error", _describe(exc)
             self._record(call.finish(None, Usage(), error=exc, prices=self._prices))
             raise
         call.model = result.model
@@ -210,7 +212,10 @@ class _Call:
             output=output,
             status=root.status,
         )
-        return TraceRecord(trace, [root, *self.trace.spans])
+        attempts = self.trace.spans
+        if len(attempts) == 1 and attempts[0].status == "ok":
+            return TraceRecord(trace, [root])  # the root span already says all of it
+        return TraceRecord(trace, [root, *attempts])
 
 
 def _deployment_marker(call: _Call, state: DeploymentState) -> Span:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from controltower.errors import (
@@ -15,7 +13,6 @@ from controltower.errors import (
     InvalidRequest,
     UpstreamBadRequest,
     UpstreamError,
-    UpstreamTimeout,
 )
 from controltower.providers.anthropic_translate import (
     StreamTranslator,
@@ -32,8 +29,9 @@ from controltower.providers.base import (
     sse_event,
     usage_from_openai,
 )
-from controltower.providers.http import HttpSession, error_from_status
+from controltower.providers.http import Upstream, error_from_status
 from controltower.providers.sse import SSEParser
+from controltower.providers.transport import HttpResponse
 from controltower.settings import Deployment
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
@@ -66,29 +64,24 @@ class AnthropicProvider:
         self.model = deployment.model
         self.label = deployment.label
         base = (deployment.api_base or DEFAULT_API_BASE).rstrip("/").removesuffix("/v1")
-        self._url = f"{base}/v1/messages"
-        self._headers = {
+        headers = {
             "Content-Type": "application/json",
             "anthropic-version": API_VERSION,
             **deployment.headers,
         }
         if deployment.api_key:
-            self._headers["x-api-key"] = deployment.api_key.get_secret_value()
-        self._http = HttpSession()
+            headers["x-api-key"] = deployment.api_key.get_secret_value()
+        self._upstream = Upstream(base, self.label, http_error)
+        self._messages = self._upstream.route("/v1/messages", headers)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Send the request upstream; a stream returns once its first content has arrived."""
         body = to_anthropic(request.body, self.model)
-        try:
-            async with asyncio.timeout(request.timeout_s):
-                response = await self._post(body, request.timeout_s)
-                if not request.stream:
-                    return self._completion(await self._read_ok(response))
-                return await self._open_stream(response, request.client_wants_usage)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{self.label} did not answer within {request.timeout_s:g} s"
-            ) from None
+        if not request.stream:
+            raw = await self._upstream.post_json(self._messages, body, request.timeout_s)
+            return self._completion(raw)
+        response = await self._upstream.post(self._messages, body, request.timeout_s)
+        return await self._open_stream(response, request)
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Refuse: there is nothing to forward an embeddings request to."""
@@ -98,42 +91,18 @@ class AnthropicProvider:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP session."""
-        await self._http.aclose()
-
-    async def _post(self, body: dict[str, Any], timeout_s: float) -> aiohttp.ClientResponse:
-        try:
-            return await self._http.get().post(
-                self._url,
-                data=orjson.dumps(body),
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s),
-            )
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.label} could not be reached: {exc}") from None
-
-    async def _read_ok(self, response: aiohttp.ClientResponse) -> bytes:
-        try:
-            raw = await response.read()
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.label} broke off its answer: {exc}") from None
-        finally:
-            response.release()
-        if response.status >= 300:
-            raise http_error(response.status, raw, response.headers.get("Retry-After"), self.label)
-        return raw
+        """Close the pooled connections."""
+        await self._upstream.aclose()
 
     def _completion(self, raw: bytes) -> ChatCompletion:
         data = from_anthropic(_json(raw, self.label), self.model)
         body = orjson.dumps(data)
         return ChatCompletion(body, data, usage_from_openai(data["usage"]), data["model"])
 
-    async def _open_stream(
-        self, response: aiohttp.ClientResponse, client_wants_usage: bool
-    ) -> ChatStream:
+    async def _open_stream(self, response: HttpResponse, request: ChatRequest) -> ChatStream:
         if response.status >= 300:
-            await self._read_ok(response)
-        relay = _StreamRelay(response, self.label, self.model, client_wants_usage)
+            await self._upstream.read_ok(response)
+        relay = _StreamRelay(response, self._upstream, self.model, request)
         try:
             first = await relay.first_events()
         except BaseException:
@@ -146,11 +115,13 @@ class _StreamRelay:
     """Translates Anthropic SSE into OpenAI chunks, folding each into a summary on the way."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, label: str, model: str, wants_usage: bool
+        self, response: HttpResponse, upstream: Upstream, model: str, request: ChatRequest
     ) -> None:
         self._response = response
-        self._label = label
-        self._wants_usage = wants_usage
+        self._upstream = upstream
+        self._label = upstream.label
+        self._wants_usage = request.client_wants_usage
+        self._timeout_s = request.timeout_s
         self._parser = SSEParser()
         self._translator = StreamTranslator(model)
         self._opened = False
@@ -177,17 +148,12 @@ class _StreamRelay:
                 out, _ = self._process(await self._read())
                 if out:
                     yield out
+            await self._upstream.drain(self._response, self._timeout_s)
         finally:
             self._response.release()
 
     async def _read(self) -> bytes:
-        try:
-            chunk = await self._response.content.readany()
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self._label} broke off its stream: {exc}") from None
-        if not chunk:
-            raise UpstreamError(f"{self._label} ended its stream before message_stop")
-        return chunk
+        return await self._upstream.read_stream(self._response, self._timeout_s, "message_stop")
 
     def _process(self, chunk: bytes) -> tuple[bytes, bool]:
         out: list[bytes] = []

@@ -1,12 +1,12 @@
-"""One long-lived aiohttp session per provider, and the mapping of HTTP failures to errors."""
+"""One connection pool per provider endpoint, and the mapping of HTTP failures to errors."""
 
 from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from controltower.errors import (
@@ -16,38 +16,88 @@ from controltower.errors import (
     RateLimited,
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamTimeout,
 )
+from controltower.providers.transport import HttpClient, HttpResponse, TransportError
+
+# (status, body, Retry-After header, deployment label) → the error to raise
+ErrorMapping = Callable[[int, bytes, str | None, str], APIError]
 
 
-class HttpSession:
-    """Creates its aiohttp session on first use (inside the running loop) and keeps it."""
+class Upstream:
+    """A provider endpoint: its connection pool, and its failures as gateway errors."""
 
-    def __init__(self, limit: int = 0) -> None:
-        self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, base_url: str, label: str, error_for: ErrorMapping | None = None) -> None:
+        self.label = label
+        self.client = HttpClient(base_url)
+        self._error_for = error_for or error_from_status
 
-    def get(self) -> aiohttp.ClientSession:
-        """The session, created on first call."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit,
-                ttl_dns_cache=300,
-                keepalive_timeout=30,
-                enable_cleanup_closed=True,
+    def route(self, path: str, headers: dict[str, str]) -> bytes:
+        """The prepared head of POSTs to `path` under the base URL."""
+        return self.client.head(path, headers)
+
+    async def post(self, head: bytes, body: dict[str, Any], timeout_s: float) -> HttpResponse:
+        """POST a JSON body; return once the answer's headers are in.
+
+        `timeout_s` bounds the headers and, for `read_ok`, the whole body.
+        """
+        try:
+            return await self.client.post(head, orjson.dumps(body), timeout_s)
+        except TransportError as exc:
+            raise UpstreamError(f"{self.label} could not be reached: {exc}") from None
+        except TimeoutError:
+            raise self._timeout(timeout_s) from None
+
+    async def post_json(self, head: bytes, body: dict[str, Any], timeout_s: float) -> bytes:
+        """POST a JSON body and return the whole 2xx answer within `timeout_s`."""
+        response = await self.post(head, body, timeout_s)
+        try:
+            return await self.read_ok(response)
+        except TimeoutError:
+            raise self._timeout(timeout_s) from None
+
+    def _timeout(self, timeout_s: float) -> UpstreamTimeout:
+        return UpstreamTimeout(f"{self.label} did not answer within {timeout_s:g} s")
+
+    async def read_ok(self, response: HttpResponse) -> bytes:
+        """The whole body of a 2xx answer; any other status raises its gateway error."""
+        try:
+            raw = await response.read()
+        except TransportError as exc:
+            raise UpstreamError(f"{self.label} broke off its answer: {exc}") from None
+        finally:
+            response.release()
+        if response.status >= 300:
+            raise self._error_for(
+                response.status, raw, response.headers.get("retry-after"), self.label
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+        return raw
+
+    async def read_stream(self, response: HttpResponse, timeout_s: float, end: str) -> bytes:
+        """The next bytes of a streamed answer; raises if it ends or stalls."""
+        try:
+            chunk = await response.readany(timeout_s)
+        except TransportError as exc:
+            raise UpstreamError(f"{self.label} broke off its stream: {exc}") from None
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{self.label} sent nothing for {timeout_s:g} s in the middle of its stream"
+            ) from None
+        if not chunk:
+            raise UpstreamError(f"{self.label} ended its stream before {end}")
+        return chunk
+
+    async def drain(self, response: HttpResponse, timeout_s: float) -> None:
+        """Read what is left of an answer (a stream's last chunk marker) to reuse its connection."""
+        try:
+            while await response.readany(timeout_s):
+                pass
+        except (TransportError, TimeoutError):
+            pass  # the connection is not reused; the answer itself was complete
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close the pooled connections."""
+        await self.client.aclose()
 
 
 def parse_retry_after(value: str | None) -> float | None:

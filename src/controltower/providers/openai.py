@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
-from controltower.errors import APIError, UpstreamError, UpstreamTimeout
+from controltower.errors import APIError, UpstreamError
 from controltower.providers.base import (
     SSE_DONE,
     ChatCompletion,
@@ -19,8 +17,9 @@ from controltower.providers.base import (
     StreamSummary,
     usage_from_openai,
 )
-from controltower.providers.http import HttpSession, error_from_status
+from controltower.providers.http import Upstream
 from controltower.providers.sse import SSEParser
+from controltower.providers.transport import HttpResponse
 from controltower.settings import Deployment
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
@@ -34,21 +33,19 @@ class OpenAIProvider:
         self.label = deployment.label
         base = (deployment.api_base or DEFAULT_API_BASE).rstrip("/")
         key = deployment.api_key.get_secret_value() if deployment.api_key else None
-        self._headers = {"Content-Type": "application/json", **deployment.headers}
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        query = ""
         if deployment.api_version:  # Azure OpenAI: deployment in the path, key in api-key
             if "/openai/deployments/" not in base:
                 base = f"{base}/openai/deployments/{deployment.model}"
             query = f"?api-version={deployment.api_version}"
-            self._chat_url = f"{base}/chat/completions{query}"
-            self._embed_url = f"{base}/embeddings{query}"
             if key:
-                self._headers["api-key"] = key
-        else:
-            self._chat_url = f"{base}/chat/completions"
-            self._embed_url = f"{base}/embeddings"
-            if key:
-                self._headers["Authorization"] = f"Bearer {key}"
-        self._http = HttpSession()
+                headers["api-key"] = key
+        elif key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._upstream = Upstream(base, self.label)
+        self._chat = self._upstream.route(f"/chat/completions{query}", headers)
+        self._embed = self._upstream.route(f"/embeddings{query}", headers)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Send the request upstream; a stream returns once its first event has arrived."""
@@ -58,65 +55,27 @@ class OpenAIProvider:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True
             body["stream_options"] = options
-        try:
-            async with asyncio.timeout(request.timeout_s):
-                response = await self._post(self._chat_url, body, request.timeout_s)
-                if not request.stream:
-                    return _completion(await self._read_ok(response))
-                return await self._open_stream(response, request.client_wants_usage)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{self.label} did not answer within {request.timeout_s:g} s"
-            ) from None
+        if not request.stream:
+            return _completion(await self._upstream.post_json(self._chat, body, request.timeout_s))
+        response = await self._upstream.post(self._chat, body, request.timeout_s)
+        return await self._open_stream(response, request)
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Forward an embeddings request to the deployment."""
         payload = dict(body)
         payload["model"] = self.model
-        try:
-            async with asyncio.timeout(timeout_s):
-                raw = await self._read_ok(await self._post(self._embed_url, payload, timeout_s))
-        except TimeoutError:
-            raise UpstreamTimeout(f"{self.label} did not answer within {timeout_s:g} s") from None
+        raw = await self._upstream.post_json(self._embed, payload, timeout_s)
         data = _json(raw, self.label)
         return EmbeddingResult(raw, usage_from_openai(data.get("usage") or {}), data.get("model"))
 
     async def aclose(self) -> None:
-        """Close the HTTP session."""
-        await self._http.aclose()
+        """Close the pooled connections."""
+        await self._upstream.aclose()
 
-    async def _post(
-        self, url: str, body: dict[str, Any], timeout_s: float
-    ) -> aiohttp.ClientResponse:
-        try:
-            return await self._http.get().post(
-                url,
-                data=orjson.dumps(body),
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_s),
-            )
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.label} could not be reached: {exc}") from None
-
-    async def _read_ok(self, response: aiohttp.ClientResponse) -> bytes:
-        try:
-            raw = await response.read()
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self.label} broke off its answer: {exc}") from None
-        finally:
-            response.release()
+    async def _open_stream(self, response: HttpResponse, request: ChatRequest) -> ChatStream:
         if response.status >= 300:
-            raise error_from_status(
-                response.status, raw, response.headers.get("Retry-After"), self.label
-            )
-        return raw
-
-    async def _open_stream(
-        self, response: aiohttp.ClientResponse, client_wants_usage: bool
-    ) -> ChatStream:
-        if response.status >= 300:
-            await self._read_ok(response)
-        relay = _StreamRelay(response, self.label, client_wants_usage)
+            await self._upstream.read_ok(response)
+        relay = _StreamRelay(response, self._upstream, request)
         try:
             first = await relay.first_events()
         except BaseException:
@@ -128,10 +87,12 @@ class OpenAIProvider:
 class _StreamRelay:
     """Passes upstream SSE bytes through, folding each chunk into a summary on the way."""
 
-    def __init__(self, response: aiohttp.ClientResponse, label: str, wants_usage: bool) -> None:
+    def __init__(self, response: HttpResponse, upstream: Upstream, request: ChatRequest) -> None:
         self._response = response
-        self._label = label
-        self._wants_usage = wants_usage
+        self._upstream = upstream
+        self._label = upstream.label
+        self._wants_usage = request.client_wants_usage
+        self._timeout_s = request.timeout_s
         self._parser = SSEParser()
         self.summary = StreamSummary()
         self.done = False
@@ -152,17 +113,12 @@ class _StreamRelay:
                 out, _ = self._process(await self._read())
                 if out:
                     yield out
+            await self._upstream.drain(self._response, self._timeout_s)
         finally:
             self._response.release()
 
     async def _read(self) -> bytes:
-        try:
-            chunk = await self._response.content.readany()
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"{self._label} broke off its stream: {exc}") from None
-        if not chunk:
-            raise UpstreamError(f"{self._label} ended its stream before [DONE]")
-        return chunk
+        return await self._upstream.read_stream(self._response, self._timeout_s, "[DONE]")
 
     def _process(self, chunk: bytes) -> tuple[bytes, bool]:
         out: list[bytes] = []

@@ -68,6 +68,7 @@ def serve(
         http="httptools" if _has("httptools") else "h11",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,
         server_header=False,
         log_level=log_level,
         timeout_graceful_shutdown=10,
