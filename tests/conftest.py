@@ -9,11 +9,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import openai
 import pytest
 import uvicorn
 
@@ -30,6 +31,13 @@ class RunningGateway:
     url: str
     app: GatewayApp
     store: Any
+    clients: list[openai.OpenAI] = field(default_factory=list)
+
+    def client(self, api_key: str = "unused") -> openai.OpenAI:
+        """The official client pointed at this gateway; closed when the gateway stops."""
+        made = openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0)
+        self.clients.append(made)
+        return made
 
     @property
     def base_url(self) -> str:
@@ -67,9 +75,12 @@ def running_gateway(settings: Settings, store: Any | None = None) -> Iterator[Ru
             break
         threading.Event().wait(0.01)
     assert server.started, "the gateway did not start"
+    running = RunningGateway(f"http://127.0.0.1:{port}", app, store)
     try:
-        yield RunningGateway(f"http://127.0.0.1:{port}", app, store)
+        yield running
     finally:
+        for made in running.clients:
+            made.close()
         server.should_exit = True
         thread.join(10)
         sock.close()

@@ -35,6 +35,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+def client_for(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+
+
 class Served:
     """What a finished `serving` block left: the exit code and what the server logged."""
 
@@ -73,8 +77,7 @@ def serving(*args: str, env: dict[str, str]) -> Iterator[tuple[str, Served]]:
 
 def test_serve_demo_records_traces_readable_from_the_terminal(tmp_path: Path) -> None:
     env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
-    with serving(env=env) as (url, proc):
-        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    with serving(env=env) as (url, proc), client_for(url) as c:
         raw = c.chat.completions.with_raw_response.create(
             model="demo", messages=[{"role": "user", "content": "quick start"}]
         )
@@ -151,8 +154,10 @@ def test_provider_keys_stay_out_of_traces_logs_and_answers(tmp_path: Path) -> No
         )
         db = tmp_path / "ct.db"
         env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{db}", "UPSTREAM_KEY": secret}
-        with serving("--config", str(cfg), "--log-level", "debug", env=env) as (url, proc):
-            c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        with (
+            serving("--config", str(cfg), "--log-level", "debug", env=env) as (url, proc),
+            client_for(url) as c,
+        ):
             raw = c.chat.completions.with_raw_response.create(
                 model="relay", messages=[{"role": "user", "content": "relayed"}]
             )
@@ -171,8 +176,10 @@ def test_provider_keys_stay_out_of_traces_logs_and_answers(tmp_path: Path) -> No
 
 @pytest.mark.postgres
 def test_serve_on_postgresql(postgres_url: str) -> None:
-    with serving(env={"CONTROLTOWER_DATABASE_URL": postgres_url}) as (url, _):
-        c = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    with (
+        serving(env={"CONTROLTOWER_DATABASE_URL": postgres_url}) as (url, _),
+        client_for(url) as c,
+    ):
         raw = c.chat.completions.with_raw_response.create(
             model="demo", messages=[{"role": "user", "content": "to postgres"}], stream=True
         )

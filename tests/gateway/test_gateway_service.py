@@ -178,6 +178,7 @@ async def test_stream_is_traced_when_it_ends() -> None:
 
     assert raw.endswith(b"data: [DONE]\n\n")
     assert b'"usage":{' in raw  # the client asked for the usage chunk
+    recorded.only.settle()  # what the trace writer does before it writes
     root = recorded.only.spans[0]
     assert root.status == "ok"
     assert root.output == {"role": "assistant", "content": "one two three"}
@@ -204,6 +205,7 @@ async def test_stream_broken_mid_way_is_recorded_as_an_error() -> None:
     with pytest.raises(UpstreamError):
         async for _ in stream:
             pass
+    recorded.only.settle()
     root = recorded.only.spans[0]
     assert root.status == "error"
     assert root.error is not None and "broke off its stream" in root.error

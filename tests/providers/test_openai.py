@@ -397,6 +397,7 @@ async def test_stream_events_pass_through_and_usage_is_forced_upstream(
     assert upstream.last.body["model"] == MODEL
 
     summary = stream.summary
+    summary.resolve()  # the relay leaves decoding the events to the trace writer
     assert summary.model == SERVED_MODEL
     assert summary.events == 5
     assert summary.output() == [
@@ -469,6 +470,7 @@ async def test_stream_split_across_reads_with_crlf_line_endings(
     stream = await chat_stream(provider, HELLO)
 
     assert payloads(await read_all(stream)) == [*TEXT_STREAM, "[DONE]"]
+    stream.summary.resolve()
     assert "".join(stream.summary.texts[0]) == "Hello, world"
     assert stream.summary.usage.input_tokens == 5
 
@@ -479,6 +481,7 @@ async def test_stream_with_several_choices(upstream: FakeOpenAI, provider: OpenA
     upstream.replies.append(Reply(events=sse(chunk({"content": "Hello"}), second)))
     stream = await chat_stream(provider, {**HELLO, "n": 2})
     await read_all(stream)
+    stream.summary.resolve()
     assert stream.summary.texts == {0: ["Hello"], 1: ["Hi"]}
 
 
@@ -627,12 +630,26 @@ async def test_malformed_body_is_an_upstream_error(
         await provider.chat(request(HELLO))
 
 
-async def test_malformed_stream_event_is_an_upstream_error(
+async def test_malformed_first_stream_event_is_an_upstream_error(
     upstream: FakeOpenAI, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(events=[b"data: {not json\n\n"]))
     with pytest.raises(UpstreamError, match="malformed"):
         await provider.chat(request({**HELLO, "stream": True}))
+
+
+async def test_malformed_later_event_is_passed_through_and_counted(
+    upstream: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    upstream.replies.append(
+        Reply(
+            events=[*sse(*TEXT_STREAM[:2], done=False), b"data: {oops\n\n", *sse(*TEXT_STREAM[2:])]
+        )
+    )
+    stream = await chat_stream(provider, HELLO)
+    assert b"data: {oops\n\n" in await read_all(stream)
+    stream.summary.resolve()
+    assert stream.summary.malformed == 1
 
 
 async def test_upstream_that_never_answers_times_out(

@@ -8,8 +8,8 @@ import pytest
 from tests.conftest import RunningGateway, config, running_gateway
 
 
-def client(gw: RunningGateway, **kwargs: object) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, **kwargs)
+def client(gw: RunningGateway, key: str = "unused") -> openai.OpenAI:
+    return gw.client(key)
 
 
 def test_chat_completion_is_answered_and_traced(demo_gateway: RunningGateway) -> None:

@@ -26,7 +26,7 @@ models:
 
 
 def client(gw: RunningGateway, key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    return gw.client(key)
 
 
 def test_unknown_model_is_404(demo_gateway: RunningGateway) -> None:

@@ -12,8 +12,8 @@ from tests.conftest import RunningGateway, config, running_gateway
 MESSAGES = [{"role": "user", "content": "ping"}]
 
 
-def client(gw: RunningGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+def client(gw: RunningGateway, key: str = "unused") -> openai.OpenAI:
+    return gw.client(key)
 
 
 FALLBACK = """

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Sequence
 
 import httpx
-import openai
 
 from controltower.domain import TraceRecord
 from controltower.store import InMemoryStore
@@ -39,7 +38,7 @@ def test_requests_succeed_while_the_store_is_down_and_traces_arrive_after() -> N
     store = FlakyStore()
     store.down.set()
     with running_gateway(config(DEMO), store) as gw:
-        c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+        c = gw.client()
         ids = []
         for i in range(5):
             raw = c.chat.completions.with_raw_response.create(
@@ -60,7 +59,7 @@ def test_a_full_queue_drops_and_counts_but_never_fails_a_request() -> None:
     store.down.set()
     settings = config("trace_queue_size: 3\ntrace_batch_size: 1\n" + DEMO)
     with running_gateway(settings, store) as gw:
-        c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+        c = gw.client()
         for _ in range(10):
             c.chat.completions.create(model="demo", messages=[{"role": "user", "content": "x"}])
         dropped = metric(gw.url, "controltower_traces_dropped_total")

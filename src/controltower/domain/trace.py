@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,6 +98,15 @@ class TraceRecord:
 
     trace: Trace
     spans: list[Span]
+    # work the request path leaves to the trace writer's thread (e.g. decoding a stream's
+    # events into its output and usage); it runs before cost and totals are computed
+    deferred: Callable[[TraceRecord], None] | None = None
+
+    def settle(self) -> None:
+        """Run the deferred work, once."""
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            deferred(self)
 
     def roll_up(self) -> None:
         """Set the trace's token and cost totals from its generation spans."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from controltower.domain import (
@@ -21,7 +22,7 @@ from controltower.errors import APIError, ModelNotFound
 from controltower.gateway.resilience import Backoff, Fallback, Retrying
 from controltower.gateway.router import BalancedAlias, DeploymentState
 from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
-from controltower.providers.base import EmbeddingResult
+from controltower.providers.base import EmbeddingResult, StreamSummary
 from controltower.settings import Deployment, Settings
 
 ProviderFactory = Callable[[Deployment], Any]
@@ -108,10 +109,9 @@ class Gateway:
             raise
         finally:
             await stream.aclose()  # frees the deployment and the upstream connection now
-            summary = stream.summary
-            call.model = summary.model
-            output = [c["message"] for c in summary.output()]
-            self._record(call.finish(_one(output), summary.usage, error=error, prices=self._prices))
+            record = call.finish(None, Usage(), error=error, prices=self._prices)
+            record.deferred = partial(_fill_from_stream, stream.summary)
+            self._record(record)
 
     async def embed(self, body: dict[str, Any], caller: Caller, trace_id: str) -> EmbeddingResult:
         """Answer an embeddings body from one deployment of the alias."""
@@ -216,6 +216,17 @@ class _Call:
         if len(attempts) == 1 and attempts[0].status == "ok":
             return TraceRecord(trace, [root])  # the root span already says all of it
         return TraceRecord(trace, [root, *attempts])
+
+
+def _fill_from_stream(summary: StreamSummary, record: TraceRecord) -> None:
+    """Decode what a stream said into its trace (run by the trace writer, off the loop)."""
+    output = _one([c["message"] for c in summary.output()])
+    root = record.spans[0]
+    root.output = record.trace.output = output
+    root.usage = summary.usage
+    root.model = summary.model or root.model
+    if summary.malformed:
+        root.attributes["malformed_events"] = summary.malformed
 
 
 def _deployment_marker(call: _Call, state: DeploymentState) -> Span:

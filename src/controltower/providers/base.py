@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 from controltower.domain import CallTrace, Usage
 
 
@@ -47,10 +49,33 @@ class StreamSummary:
     tool_calls: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
     finish_reasons: dict[int, str] = field(default_factory=dict)
     events: int = 0
+    malformed: int = 0  # events passed through that were not JSON objects
+    raw: list[bytes] = field(default_factory=list)
+
+    def add_raw(self, payload: bytes) -> None:
+        """Count one chunk and keep its JSON undecoded; `resolve` folds it in later."""
+        self.events += 1
+        self.raw.append(payload)
+
+    def resolve(self) -> None:
+        """Decode and fold in the chunks kept by `add_raw`."""
+        raw, self.raw = self.raw, []
+        for payload in raw:
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                chunk = None
+            if isinstance(chunk, dict):
+                self._fold(chunk)
+            else:
+                self.malformed += 1
 
     def add(self, chunk: dict[str, Any]) -> None:
-        """Fold one OpenAI `chat.completion.chunk` into the summary."""
+        """Count and fold one OpenAI `chat.completion.chunk` into the summary."""
         self.events += 1
+        self._fold(chunk)
+
+    def _fold(self, chunk: dict[str, Any]) -> None:
         if self.model is None:
             self.model = chunk.get("model")
         usage = chunk.get("usage")
@@ -81,6 +106,7 @@ class StreamSummary:
 
     def output(self) -> list[dict[str, Any]]:
         """The assembled assistant messages, one per choice, in the chat completion shape."""
+        self.resolve()
         indexes = sorted(set(self.texts) | set(self.tool_calls) | set(self.finish_reasons))
         out = []
         for i in indexes:

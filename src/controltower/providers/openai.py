@@ -128,12 +128,16 @@ class _StreamRelay:
                 self.done = True
                 out.append(SSE_DONE)
                 break
-            data = _json(payload, self._label)
-            if "error" in data:
-                raise _stream_error(data, self._label)
-            self.summary.add(data)
-            if data.get("usage") and not data.get("choices") and not self._wants_usage:
-                continue  # the usage chunk the gateway asked for on its own account
+            # Decode only what the relay must act on; the trace writer decodes the rest.
+            first = not self.summary.events  # checked whole: a bad start can still fall back
+            if first or b'"error"' in payload or _may_carry_usage(payload):
+                data = _json(payload, self._label)
+                if "error" in data:
+                    raise _stream_error(data, self._label)
+                if data.get("usage") and not data.get("choices") and not self._wants_usage:
+                    self.summary.add(data)
+                    continue  # the usage chunk the gateway asked for on its own account
+            self.summary.add_raw(payload)
             out.append(b"data: " + payload + b"\n\n")
         return b"".join(out), bool(events)
 
@@ -159,3 +163,12 @@ def _stream_error(data: dict[str, Any], label: str) -> APIError:
     error = data.get("error")
     message = error.get("message") if isinstance(error, dict) else str(error)
     return UpstreamError(f"{label} reported an error in its stream: {message}")
+
+
+def _may_carry_usage(payload: bytes) -> bool:
+    # With include_usage set, every chunk says "usage":null but the last one
+    return (
+        b'"usage"' in payload
+        and b'"usage":null' not in payload
+        and (b'"usage": null' not in payload)
+    )

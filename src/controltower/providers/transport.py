@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -65,7 +66,14 @@ class HttpResponse:
 class HttpClient:
     """A keep-alive connection pool to one origin (scheme, host, port)."""
 
-    def __init__(self, base_url: str, *, max_idle: int = 100, connect_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_idle: int = 100,
+        connect_timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -81,7 +89,8 @@ class HttpClient:
         self._sweeping = False
         self._max_idle = max_idle
         self._connect_timeout_s = connect_timeout_s
-        self._ssl: ssl.SSLContext | None = None
+        # None: the system's trust store (SSL_CERT_FILE / SSL_CERT_DIR are honoured)
+        self._ssl = ssl_context
 
     def head(self, path: str, headers: dict[str, str]) -> bytes:
         """The fixed part of a POST's head (all but Content-Length), built once per route."""
@@ -89,9 +98,7 @@ class HttpClient:
         lines += [f"{k}: {v}\r\n".encode("latin-1") for k, v in headers.items()]
         return b"".join(lines)
 
-    def clock(self) -> float:
-        """The event loop's clock, which deadlines are measured on."""
-        return asyncio.get_running_loop().time()
+    clock = staticmethod(time.monotonic)  # deadlines are measured on it
 
     async def post(self, head: bytes, body: bytes, timeout_s: float) -> HttpResponse:
         """Send a request built on `head`; return once the answer's headers are in.
@@ -217,17 +224,23 @@ class _Connection(asyncio.Protocol):
             await self._wait()
 
     async def read_chunk(self) -> bytes:
-        """The next body chunk; b"" once the answer is complete."""
-        while not self._chunks:
+        """All body bytes received so far (at least one chunk); b"" once the answer is complete.
+
+        Joining what arrived together keeps a burst of stream events to one write to the
+        client instead of one per event.
+        """
+        chunks = self._chunks
+        while not chunks:
             if self.complete:
                 return b""
             await self._wait()
-        chunk = self._chunks.popleft()
-        if self._paused and len(self._chunks) < MAX_BUFFERED_CHUNKS // 2:
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if self._paused:
             self._paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
-        return chunk
+        return data
 
     def close(self) -> None:
         """Drop the connection."""

@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -34,8 +31,17 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
+# The newest migration; a test keeps it equal to Alembic's head. Knowing it lets a start on
+# an up-to-date database skip importing Alembic (a fifth of the gateway's start-up time).
+HEAD_REVISION = "0001"
+
+
 def upgrade(engine: Engine) -> None:
     """Migrate the database to the newest schema; a no-op when it is already there."""
+    if current_revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
+
     with engine.begin() as connection:
         config = _alembic_config()
         config.attributes["connection"] = connection
@@ -45,7 +51,10 @@ def upgrade(engine: Engine) -> None:
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision of the database, or None when it was never migrated."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        found = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return None if found is None else str(found[0])
 
 
 def _parse_url(url: str) -> URL:
@@ -82,7 +91,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _alembic_config() -> Config:
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
     config = Config()
     location = str(Path(__file__).parent / "migrations")
     # Config values go through configparser interpolation, where % is special.

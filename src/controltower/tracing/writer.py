@@ -153,6 +153,7 @@ class TraceWriter:
 
     def _prepare(self, record: TraceRecord) -> None:
         try:
+            record.settle()
             if self._enrich is not None:
                 self._enrich(record)
             record.roll_up()
