@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,9 +45,18 @@ class RunningGateway:
         return f"{self.url}/v1"
 
     def trace(self, trace_id: str) -> dict[str, Any]:
-        """The stored trace, after flushing the writer."""
-        assert self.app.writer.flush(5)
-        found = self.store.get_trace(trace_id)
+        """The stored trace, once written.
+
+        A stream's trace is queued when the server has finished the stream, which can be
+        a moment after the client read its last byte: wait for it, up to 5 s.
+        """
+        deadline = time.monotonic() + 5
+        while True:
+            assert self.app.writer.flush(5)
+            found = self.store.get_trace(trace_id)
+            if found is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         assert found is not None, f"trace {trace_id} was not stored"
         return found  # type: ignore[no-any-return]
 

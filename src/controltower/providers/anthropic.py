@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -25,12 +24,11 @@ from controltower.providers.base import (
     ChatRequest,
     ChatStream,
     EmbeddingResult,
-    StreamSummary,
     sse_event,
     usage_from_openai,
 )
 from controltower.providers.http import Upstream, error_from_status
-from controltower.providers.sse import SSEParser
+from controltower.providers.relay import SSERelay
 from controltower.providers.transport import HttpResponse
 from controltower.settings import Deployment
 
@@ -81,7 +79,7 @@ class AnthropicProvider:
             raw = await self._upstream.post_json(self._messages, body, request.timeout_s)
             return self._completion(raw)
         response = await self._upstream.post(self._messages, body, request.timeout_s)
-        return await self._open_stream(response, request)
+        return await _StreamRelay(response, self._upstream, self.model, request).open()
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Refuse: there is nothing to forward an embeddings request to."""
@@ -99,61 +97,18 @@ class AnthropicProvider:
         body = orjson.dumps(data)
         return ChatCompletion(body, data, usage_from_openai(data["usage"]), data["model"])
 
-    async def _open_stream(self, response: HttpResponse, request: ChatRequest) -> ChatStream:
-        if response.status >= 300:
-            await self._upstream.read_ok(response)
-        relay = _StreamRelay(response, self._upstream, self.model, request)
-        try:
-            first = await relay.first_events()
-        except BaseException:
-            response.release()
-            raise
-        return ChatStream(relay.events(first), relay.summary)
 
-
-class _StreamRelay:
+class _StreamRelay(SSERelay):
     """Translates Anthropic SSE into OpenAI chunks, folding each into a summary on the way."""
+
+    end_marker = "message_stop"
 
     def __init__(
         self, response: HttpResponse, upstream: Upstream, model: str, request: ChatRequest
     ) -> None:
-        self._response = response
-        self._upstream = upstream
-        self._label = upstream.label
-        self._wants_usage = request.client_wants_usage
-        self._timeout_s = request.timeout_s
-        self._parser = SSEParser()
+        super().__init__(response, upstream, request)
+        # waiting past message_start lets an overloaded error that follows it still fall back
         self._translator = StreamTranslator(model)
-        self._opened = False
-        self.summary = StreamSummary()
-        self.done = False
-
-    async def first_events(self) -> bytes:
-        """Read until the answer has begun; return its bytes for the client."""
-        # Waiting past message_start lets an overloaded error that follows it still fall back
-        out: list[bytes] = []
-        while True:
-            chunk, begun = self._process(await self._read())
-            out.append(chunk)
-            if begun or self.done:
-                self._opened = True
-                return b"".join(out)
-
-    async def events(self, first: bytes) -> AsyncIterator[bytes]:
-        """The client-bound bytes: the first events, then the rest as they arrive."""
-        try:
-            if first:
-                yield first
-            while not self.done:
-                out, _ = self._process(await self._read())
-                if out:
-                    yield out
-            await self._upstream.drain(self._response, self._timeout_s)
-        finally:
-            self._response.release()
-
-    async def _read(self) -> bytes:
-        return await self._upstream.read_stream(self._response, self._timeout_s, "message_stop")
 
     def _process(self, chunk: bytes) -> tuple[bytes, bool]:
         out: list[bytes] = []
@@ -161,7 +116,7 @@ class _StreamRelay:
         for _, payload in self._parser.feed(chunk):
             data = _json(payload, self._label)
             if data.get("type") == "error":
-                raise stream_error(data, self._label, before_first_byte=not self._opened)
+                raise stream_error(data, self._label, before_first_byte=not self.opened)
             begun = begun or data.get("type") not in _PREAMBLE
             for openai_chunk in self._translator.translate(data):
                 out.append(self._emit(openai_chunk))

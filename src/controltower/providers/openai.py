@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,12 +13,10 @@ from controltower.providers.base import (
     ChatRequest,
     ChatStream,
     EmbeddingResult,
-    StreamSummary,
     usage_from_openai,
 )
 from controltower.providers.http import Upstream
-from controltower.providers.sse import SSEParser
-from controltower.providers.transport import HttpResponse
+from controltower.providers.relay import SSERelay
 from controltower.settings import Deployment
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
@@ -58,7 +55,7 @@ class OpenAIProvider:
         if not request.stream:
             return _completion(await self._upstream.post_json(self._chat, body, request.timeout_s))
         response = await self._upstream.post(self._chat, body, request.timeout_s)
-        return await self._open_stream(response, request)
+        return await _StreamRelay(response, self._upstream, request).open()
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Forward an embeddings request to the deployment."""
@@ -72,53 +69,9 @@ class OpenAIProvider:
         """Close the pooled connections."""
         await self._upstream.aclose()
 
-    async def _open_stream(self, response: HttpResponse, request: ChatRequest) -> ChatStream:
-        if response.status >= 300:
-            await self._upstream.read_ok(response)
-        relay = _StreamRelay(response, self._upstream, request)
-        try:
-            first = await relay.first_events()
-        except BaseException:
-            response.release()
-            raise
-        return ChatStream(relay.events(first), relay.summary)
 
-
-class _StreamRelay:
-    """Passes upstream SSE bytes through, folding each chunk into a summary on the way."""
-
-    def __init__(self, response: HttpResponse, upstream: Upstream, request: ChatRequest) -> None:
-        self._response = response
-        self._upstream = upstream
-        self._label = upstream.label
-        self._wants_usage = request.client_wants_usage
-        self._timeout_s = request.timeout_s
-        self._parser = SSEParser()
-        self.summary = StreamSummary()
-        self.done = False
-
-    async def first_events(self) -> bytes:
-        """Read until at least one event is complete; return its bytes for the client."""
-        while True:
-            out, seen = self._process(await self._read())
-            if seen:
-                return out
-
-    async def events(self, first: bytes) -> AsyncIterator[bytes]:
-        """The client-bound bytes: the first events, then the rest as they arrive."""
-        try:
-            if first:
-                yield first
-            while not self.done:
-                out, _ = self._process(await self._read())
-                if out:
-                    yield out
-            await self._upstream.drain(self._response, self._timeout_s)
-        finally:
-            self._response.release()
-
-    async def _read(self) -> bytes:
-        return await self._upstream.read_stream(self._response, self._timeout_s, "[DONE]")
+class _StreamRelay(SSERelay):
+    """Passes upstream SSE bytes through, noting what the trace needs on the way."""
 
     def _process(self, chunk: bytes) -> tuple[bytes, bool]:
         out: list[bytes] = []
