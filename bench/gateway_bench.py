@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _load
 import _procs
+import _profile
 import _report
 from _procs import Proc
 
@@ -366,7 +367,7 @@ def machine() -> dict[str, Any]:
 
 def metadata(s: Settings) -> dict[str, Any]:
     return {
-        "command": shlex.join(["python", "bench/gateway_bench.py", *sys.argv[1:]]),
+        "command": command_line(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "versions": versions(),
@@ -454,41 +455,6 @@ def run_soak(args: argparse.Namespace, s: Settings) -> None:
         _report.replace_section(DOC, text, _report.SOAK_START, _report.SOAK_END)
 
 
-def _frame(name: str) -> str:
-    """'func (path/to/file.py:123)' -> 'func (file.py)' so lines of a function merge."""
-    func, _, where = name.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    return f"{func} ({Path(path).name})" if path else func
-
-
-def top_functions(
-    raw_path: Path, limit: int = 25, main_thread_only: bool = False
-) -> tuple[list[tuple[str, int]], int]:
-    """Aggregate py-spy raw (collapsed) stacks by leaf frame: self samples per function.
-
-    ``main_thread_only`` keeps the event loop's stacks (threads started with
-    ``threading`` run under ``Thread._bootstrap``)."""
-    counts: dict[str, int] = {}
-    total = 0
-    for line in raw_path.read_text().splitlines():
-        stack, _, num = line.rpartition(" ")
-        if not stack or not num.isdigit():
-            continue
-        if main_thread_only and "Thread._bootstrap" in stack:
-            continue
-        leaf = _frame(stack.split(";")[-1])
-        counts[leaf] = counts.get(leaf, 0) + int(num)
-        total += int(num)
-    return sorted(counts.items(), key=lambda kv: -kv[1])[:limit], total
-
-
-def record_profile(pyspy: str, pid: int, seconds: float, out: Path) -> None:
-    argv = [pyspy, "record", "--pid", str(pid), "--duration", f"{int(seconds)}",
-            "--rate", "200", "--format", "raw", "--nonblocking", "--subprocesses",
-            "-o", str(out)]
-    subprocess.run(argv, check=True, timeout=seconds + 60, capture_output=True)
-
-
 def run_profile(args: argparse.Namespace, s: Settings) -> None:
     pyspy = ensure_pyspy()
     upstream = start_upstream(s)
@@ -501,22 +467,25 @@ def run_profile(args: argparse.Namespace, s: Settings) -> None:
     wrk = _load.start_wrk(target.url, script, 16, args.profile_seconds + 3)
     try:
         time.sleep(1.0)
-        record_profile(pyspy, target.proc.pid, args.profile_seconds, out)
+        _profile.record(pyspy, target.proc.pid, args.profile_seconds, out)
         print(_load.parse_wrk(wrk.communicate(timeout=60)[0]))
     finally:
         if wrk.poll() is None:
             wrk.kill()
             wrk.wait()
     print(f"\npy-spy raw stacks: {out.relative_to(ROOT)}")
-    print_top("all threads", *top_functions(out))
-    print_top("event-loop thread only", *top_functions(out, 15, main_thread_only=True))
+    _profile.print_top("all threads", *_profile.top_functions(out))
+    _profile.print_top(
+        "event-loop thread only", *_profile.top_functions(out, 15, main_thread_only=True)
+    )
+    text = _profile.render(out, args.profile_seconds, command_line())
+    _report.replace_section(DOC, text, _profile.START, _profile.END)
+    print(f"updated {DOC.relative_to(ROOT)}")
 
 
-def print_top(title: str, top: list[tuple[str, int]], total: int) -> None:
-    print(f"\n{title}: {total} samples at 200 Hz (idle time not sampled)")
-    print(f"{'self %':>7}  function")
-    for name, count in top:
-        print(f"{100 * count / max(total, 1):6.1f}%  {name}")
+def command_line() -> str:
+    """How this run was started, for the docs."""
+    return shlex.join(["python", "bench/gateway_bench.py", *sys.argv[1:]])
 
 
 def _sigterm(_signum: int, _frame: object) -> None:
