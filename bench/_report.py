@@ -118,7 +118,8 @@ def _resource_table(res: dict[str, dict[str, Any]]) -> list[str]:
         for t, r in res.items()
     ]
     header = [
-        "gateway", "spawn → ready s", "spawn → first completion s", "idle RSS MiB",
+        "gateway", "spawn → ready s (median)", "spawn → first completion s (median)",
+        "idle RSS MiB",
         "RSS after load MiB", "peak RSS (VmHWM) MiB", "processes",
         "traces stored / requests answered",
     ]

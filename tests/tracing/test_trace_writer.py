@@ -78,7 +78,7 @@ def test_records_are_written_in_batches(sink: BatchSink, writers: list[TraceWrit
     assert sink.records == records
     assert sink.batches == [3, 3, 1]
     assert (writer.stats.enqueued, writer.stats.written, writer.stats.dropped) == (7, 7, 0)
-    assert writer.stats.queue_depth == 0
+    assert writer.queue_depth == 0
 
 
 def test_a_full_batch_is_written_without_waiting_for_the_interval(

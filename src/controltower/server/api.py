@@ -38,6 +38,8 @@ def build_api(reader: TraceReader, writer: TraceWriter) -> Starlette:
             f"controltower_traces_dropped_total {stats.dropped}",
             "# TYPE controltower_trace_write_failures_total counter",
             f"controltower_trace_write_failures_total {stats.failed_writes}",
+            "# TYPE controltower_trace_queue_depth gauge",
+            f"controltower_trace_queue_depth {writer.queue_depth}",
         ]
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 

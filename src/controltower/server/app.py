@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from controltower.cost import PriceTable
 from controltower.errors import APIError
 from controltower.gateway import Gateway
+from controltower.gateway.service import ProviderFactory
 from controltower.server.api import build_api
 from controltower.server.asgi import Receive, Scope, Send, send_error
 from controltower.server.auth import MasterKeyAuth
 from controltower.server.openai_routes import OpenAIRoutes
 from controltower.settings import Settings
-from controltower.tracing import TraceReader, TraceSink, TraceWriter
+from controltower.tracing import TraceStore, TraceWriter
 
 log = logging.getLogger("controltower.server")
 
@@ -27,14 +27,14 @@ class GatewayApp:
     def __init__(
         self,
         settings: Settings,
-        make_provider: Callable[[Any], Any],
-        store: Any,
+        make_provider: ProviderFactory,
+        store: TraceStore,
         *,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
         self.writer = TraceWriter(
-            _as_sink(store),
+            store,
             max_queue=settings.trace_queue_size,
             batch_size=settings.trace_batch_size,
             flush_interval_s=settings.trace_flush_interval_s,
@@ -52,7 +52,7 @@ class GatewayApp:
             "/embeddings": routes.embeddings,
         }
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
-        self._api = build_api(_as_reader(store), self.writer)
+        self._api = build_api(store, self.writer)
         self._on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,13 +84,3 @@ class GatewayApp:
                     self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _as_sink(store: Any) -> TraceSink:
-    assert isinstance(store, TraceSink), "the store must implement TraceSink.write"
-    return store
-
-
-def _as_reader(store: Any) -> TraceReader:
-    assert isinstance(store, TraceReader), "the store must implement TraceReader"
-    return store

@@ -125,9 +125,14 @@ class _BulkInsert:
 
     def run(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Insert rows (dicts in column order, as serialize.py builds them)."""
-        for start in range(0, len(rows), self.CHUNK):
-            chunk = rows[start : start + self.CHUNK]
-            conn.exec_driver_sql(self._statement(len(chunk)), tuple(self._flatten(chunk)))
+        start = 0
+        while start < len(rows):
+            # chunks of power-of-two sizes: at most 8 distinct statements for the driver
+            # to prepare and cache, however the batches vary (each one is large)
+            size = 1 << (min(len(rows) - start, self.CHUNK).bit_length() - 1)
+            chunk = rows[start : start + size]
+            conn.exec_driver_sql(self._statement(size), tuple(self._flatten(chunk)))
+            start += size
 
     def _statement(self, n: int) -> str:
         sql = self._sql.get(n)

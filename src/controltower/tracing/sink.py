@@ -48,3 +48,8 @@ class TraceReader(Protocol):
     def get_trace(self, trace_id: str) -> dict[str, Any] | None:
         """One trace with its `spans`, or None."""
         ...
+
+
+@runtime_checkable
+class TraceStore(TraceSink, TraceReader, Protocol):
+    """A store the gateway both writes traces to and serves them from."""

@@ -24,7 +24,6 @@ class WriterStats:
     written: int = 0
     dropped: int = 0
     failed_writes: int = 0
-    queue_depth: int = 0
 
 
 class TraceWriter:
@@ -55,6 +54,11 @@ class TraceWriter:
         self.stats = WriterStats()
         self._reported_drops = 0
         self._fork_hook = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Traces waiting to be written."""
+        return len(self._queue)
 
     def start(self) -> None:
         """Start the writer thread (again in a forked child)."""
@@ -149,7 +153,6 @@ class TraceWriter:
         finally:
             with self._idle:
                 self._busy = False
-            self.stats.queue_depth = len(self._queue)
 
     def _prepare(self, record: TraceRecord) -> None:
         try:
