@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from controltower.cost.prices import Prices
 from controltower.domain import (
     CallTrace,
     Span,
@@ -48,7 +49,7 @@ class Gateway:
     def __init__(self, settings: Settings, make_provider: ProviderFactory, record: RecordSink):
         self._record = record
         self.balanced: dict[str, BalancedAlias] = {}
-        self._prices: dict[str, tuple[float, float, float | None]] = {}
+        self._prices: dict[str, Prices] = {}
         for alias in settings.models:
             states = [DeploymentState(d, make_provider(d), alias) for d in alias.deployments]
             self.balanced[alias.name] = BalancedAlias(alias, states)
@@ -84,17 +85,17 @@ class Gateway:
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-        call = _Call(trace_id or new_trace_id(), body, caller)
+        call = _Call(trace_id or new_trace_id(), body, caller, self._prices)
         request = ChatRequest(body, 60.0, wants_usage, call.trace)
         try:
             result = await route.chat(request)
         except APIError as exc:
-            self._record(call.finish(None, Usage(), error=exc, prices=self._prices))
+            self._record(call.finish(None, Usage(), error=exc))
             raise
         if isinstance(result, ChatCompletion):
             output = [c.get("message") for c in result.data.get("choices") or ()]
             call.model = result.model
-            self._record(call.finish(_one(output), result.usage, prices=self._prices))
+            self._record(call.finish(_one(output), result.usage))
             return result
         call.ttft_us = now_us() - call.start_us
         return ChatStream(self._traced(result, call), result.summary)
@@ -109,7 +110,7 @@ class Gateway:
             raise
         finally:
             await stream.aclose()  # frees the deployment and the upstream connection now
-            record = call.finish(None, Usage(), error=error, prices=self._prices)
+            record = call.finish(None, Usage(), error=error)
             record.deferred = partial(_fill_from_stream, stream.summary)
             self._record(record)
 
@@ -119,18 +120,18 @@ class Gateway:
         balanced = self.balanced.get(alias)
         if balanced is None:
             raise self._unknown(alias)
-        call = _Call(trace_id, body, caller, kind="embedding")
+        call = _Call(trace_id, body, caller, self._prices, kind="embedding")
         state = balanced.pick()
-        attempt = _deployment_marker(call, state)
+        attempt = _embedding_attempt(call, state)
         call.trace.spans.append(attempt)
         try:
             result: EmbeddingResult = await state.provider.embed(body, state.timeout_s)
         except APIError as exc:
             attempt.status, attempt.error = "error", _describe(exc)
-            self._record(call.finish(None, Usage(), error=exc, prices=self._prices))
+            self._record(call.finish(None, Usage(), error=exc))
             raise
         call.model = result.model
-        self._record(call.finish(None, result.usage, prices=self._prices))
+        self._record(call.finish(None, result.usage))
         return result
 
     def _unknown(self, alias: object) -> ModelNotFound:
@@ -151,13 +152,19 @@ class Gateway:
 class _Call:
     """The trace of one gateway call while it is under way."""
 
-    __slots__ = ("body", "caller", "kind", "model", "start_us", "trace", "ttft_us")
+    __slots__ = ("body", "caller", "kind", "model", "prices", "start_us", "trace", "ttft_us")
 
     def __init__(
-        self, trace_id: str, body: dict[str, Any], caller: Caller, kind: SpanKind = "generation"
+        self,
+        trace_id: str,
+        body: dict[str, Any],
+        caller: Caller,
+        prices: dict[str, Prices],
+        kind: SpanKind = "generation",
     ) -> None:
         self.body = body
         self.caller = caller
+        self.prices = prices
         self.kind = kind
         self.start_us = now_us()
         self.trace = CallTrace(trace_id, new_span_id())
@@ -169,7 +176,6 @@ class _Call:
         output: Any,
         usage: Usage,
         *,
-        prices: dict[str, tuple[float, float, float | None]],
         error: BaseException | None = None,
     ) -> TraceRecord:
         """The finished trace: a root span for the call and the attempts under it."""
@@ -193,7 +199,7 @@ class _Call:
             parameters={k: v for k, v in body.items() if k not in _NOT_PARAMETERS},
             usage=usage,
             ttft_us=self.ttft_us,
-            price_override=prices.get(used.deployment or "") if used else None,
+            price_override=self.prices.get(used.deployment or "") if used else None,
             attributes={"model_alias": body.get("model"), "attempts": len(self.trace.spans)},
         )
         if error is not None:
@@ -229,7 +235,7 @@ def _fill_from_stream(summary: StreamSummary, record: TraceRecord) -> None:
         root.attributes["malformed_events"] = summary.malformed
 
 
-def _deployment_marker(call: _Call, state: DeploymentState) -> Span:
+def _embedding_attempt(call: _Call, state: DeploymentState) -> Span:
     dep = state.deployment
     return Span(
         id=new_span_id(),
