@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from controltower.errors import (
@@ -26,68 +22,16 @@ from controltower.providers.anthropic import AnthropicProvider
 from controltower.providers.anthropic_translate import to_anthropic
 from controltower.providers.base import ChatCompletion, ChatRequest, ChatStream
 from controltower.settings import Deployment
+from tests.providers.fake_upstream import FakeUpstream, Reply, serving_fake
 
 MODEL = "claude-haiku-4-5"
 SERVED_MODEL = "claude-haiku-4-5-20251001"
 
 
-@dataclass
-class Reply:
-    """One scripted upstream answer: a JSON body, or SSE events written piece by piece."""
-
-    status: int = 200
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    events: list[bytes] | None = None
-    delay_s: float = 0.0
-    gap_s: float = 0.0  # pause between pieces, so that they reach the client as separate reads
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class FakeAnthropic:
-    """Serves scripted replies in order and records each request it received."""
-
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.seen: list[Seen] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.seen.append(Seen(request.path, headers, await request.json()))
-        reply = self.replies.pop(0)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
-        if reply.events is None:
-            return web.json_response(reply.body, status=reply.status, headers=reply.headers)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for piece in reply.events:
-            await response.write(piece)
-            await asyncio.sleep(reply.gap_s)
-        return response
-
-    @property
-    def last(self) -> Seen:
-        return self.seen[-1]
-
-
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeAnthropic]:
-    fake = FakeAnthropic()
-    app = web.Application()
-    app.router.add_post("/v1/messages", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    await server.close()
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with serving_fake() as fake:
+        yield fake
 
 
 def deployment(api_base: str) -> Deployment:
@@ -101,7 +45,7 @@ def deployment(api_base: str) -> Deployment:
 
 
 @pytest.fixture
-async def provider(upstream: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
+async def provider(upstream: FakeUpstream) -> AsyncIterator[AnthropicProvider]:
     adapter = AnthropicProvider(deployment(upstream.url))
     yield adapter
     await adapter.aclose()
@@ -238,7 +182,7 @@ def request(body: dict[str, Any], **kwargs: Any) -> ChatRequest:
 
 
 async def test_text_answer_translates_request_and_response(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(
         Reply(
@@ -325,7 +269,7 @@ async def test_text_answer_translates_request_and_response(
     assert (result.usage.input_tokens, result.usage.output_tokens) == (30, 4)
 
 
-async def test_tool_use_round_trip(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
+async def test_tool_use_round_trip(upstream: FakeUpstream, provider: AnthropicProvider) -> None:
     answer: list[dict[str, Any]] = [
         {"type": "text", "text": "Checking both."},
         {
@@ -454,7 +398,7 @@ async def test_tool_use_round_trip(upstream: FakeAnthropic, provider: AnthropicP
     ],
 )
 async def test_stop_reasons(
-    upstream: FakeAnthropic, provider: AnthropicProvider, stop_reason: str, finish: str
+    upstream: FakeUpstream, provider: AnthropicProvider, stop_reason: str, finish: str
 ) -> None:
     text = [{"type": "text", "text": "x"}]
     upstream.replies.append(Reply(body=message(text, stop_reason, input_tokens=1, output_tokens=1)))
@@ -467,7 +411,7 @@ async def test_stop_reasons(
 
 
 async def test_streamed_text_with_usage_chunk(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM)))
     body = {
@@ -514,7 +458,7 @@ async def test_streamed_text_with_usage_chunk(
 
 
 async def test_stream_hides_usage_chunk_but_summary_keeps_usage(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM)))
     body = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
@@ -527,7 +471,7 @@ async def test_stream_hides_usage_chunk_but_summary_keeps_usage(
     assert (stream.summary.usage.input_tokens, stream.summary.usage.output_tokens) == (25, 15)
 
 
-async def test_streamed_tool_use(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
+async def test_streamed_tool_use(upstream: FakeUpstream, provider: AnthropicProvider) -> None:
     upstream.replies.append(Reply(events=sse(*TOOL_STREAM)))
     body = {
         "messages": [{"role": "user", "content": "Weather?"}],
@@ -592,7 +536,7 @@ async def test_streamed_tool_use(upstream: FakeAnthropic, provider: AnthropicPro
 
 
 async def test_stream_without_message_stop_fails_in_iterator(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM[:4])))
     stream = await provider.chat(
@@ -608,7 +552,7 @@ async def test_stream_without_message_stop_fails_in_iterator(
 
 
 async def test_error_event_mid_stream_fails_in_iterator(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     events = [*TEXT_STREAM[:4], error_event("overloaded_error", "Overloaded")]
     upstream.replies.append(Reply(events=sse(*events), gap_s=0.01))
@@ -623,7 +567,7 @@ async def test_error_event_mid_stream_fails_in_iterator(
     assert b"Hello" in b"".join(received)
 
 
-async def test_stream_in_one_read(upstream: FakeAnthropic, provider: AnthropicProvider) -> None:
+async def test_stream_in_one_read(upstream: FakeUpstream, provider: AnthropicProvider) -> None:
     upstream.replies.append(Reply(events=[b"".join(sse(*TEXT_STREAM))]))
     stream = await provider.chat(
         request({"messages": [{"role": "user", "content": "Hi"}], "stream": True})
@@ -642,7 +586,7 @@ async def test_stream_in_one_read(upstream: FakeAnthropic, provider: AnthropicPr
     ],
 )
 async def test_error_event_before_content_raises_from_chat(
-    upstream: FakeAnthropic,
+    upstream: FakeUpstream,
     provider: AnthropicProvider,
     kind: str,
     text: str,
@@ -659,7 +603,7 @@ async def test_error_event_before_content_raises_from_chat(
 
 
 async def test_stream_http_error_raises_from_chat(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(status=529, body=error_body("overloaded_error", "Overloaded")))
     with pytest.raises(UpstreamError, match="Overloaded"):
@@ -672,7 +616,7 @@ async def test_stream_http_error_raises_from_chat(
 
 
 async def test_429_is_rate_limited_with_retry_after(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(
         Reply(
@@ -688,7 +632,7 @@ async def test_429_is_rate_limited_with_retry_after(
 
 
 async def test_529_overloaded_is_upstream_error(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(status=529, body=error_body("overloaded_error", "Overloaded")))
     with pytest.raises(UpstreamError, match="Overloaded") as caught:
@@ -705,7 +649,7 @@ async def test_529_overloaded_is_upstream_error(
     ],
 )
 async def test_prompt_too_long_is_context_window_exceeded(
-    upstream: FakeAnthropic, provider: AnthropicProvider, text: str
+    upstream: FakeUpstream, provider: AnthropicProvider, text: str
 ) -> None:
     upstream.replies.append(Reply(status=400, body=error_body("invalid_request_error", text)))
     with pytest.raises(ContextWindowExceeded):
@@ -713,7 +657,7 @@ async def test_prompt_too_long_is_context_window_exceeded(
 
 
 async def test_other_400_is_upstream_bad_request(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     text = "messages.0.content.0.image.source.base64.data: invalid base64 data"
     upstream.replies.append(Reply(status=400, body=error_body("invalid_request_error", text)))
@@ -722,7 +666,7 @@ async def test_other_400_is_upstream_bad_request(
 
 
 async def test_401_names_the_credentials(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     body = error_body("authentication_error", "invalid x-api-key")
     upstream.replies.append(Reply(status=401, body=body))
@@ -730,9 +674,7 @@ async def test_401_names_the_credentials(
         await provider.chat(request({"messages": [{"role": "user", "content": "Hi"}]}))
 
 
-async def test_slow_upstream_times_out(
-    upstream: FakeAnthropic, provider: AnthropicProvider
-) -> None:
+async def test_slow_upstream_times_out(upstream: FakeUpstream, provider: AnthropicProvider) -> None:
     upstream.replies.append(
         Reply(body=message([], "end_turn", input_tokens=1, output_tokens=1), delay_s=0.5)
     )
@@ -755,7 +697,7 @@ async def test_unreachable_upstream_is_upstream_error() -> None:
 
 
 async def test_malformed_answer_is_upstream_error(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     upstream.replies.append(Reply(body={"unexpected": True}))
     with pytest.raises(UpstreamError):
@@ -763,7 +705,7 @@ async def test_malformed_answer_is_upstream_error(
 
 
 async def test_n_above_one_is_refused_before_any_call(
-    upstream: FakeAnthropic, provider: AnthropicProvider
+    upstream: FakeUpstream, provider: AnthropicProvider
 ) -> None:
     with pytest.raises(InvalidRequest) as caught:
         await provider.chat(request({"messages": [{"role": "user", "content": "Hi"}], "n": 2}))

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from controltower.errors import (
@@ -25,80 +21,16 @@ from controltower.errors import (
 from controltower.providers.base import ChatCompletion, ChatRequest, ChatStream
 from controltower.providers.openai import OpenAIProvider
 from controltower.settings import Deployment
+from tests.providers.fake_upstream import FakeUpstream, Reply, serving_fake
 
 MODEL = "gpt-4o-mini"
 SERVED_MODEL = "gpt-4o-mini-2024-07-18"
 
 
-@dataclass
-class Reply:
-    """One scripted upstream answer: raw bytes, or SSE pieces written one by one."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    events: list[bytes] | None = None
-    gap_s: float = 0.0  # pause between pieces, so that they reach the client as separate reads
-    hang: bool = False  # never answer (until the test ends)
-    hang_after_headers: bool = False
-
-
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class FakeOpenAI:
-    """Serves scripted replies in order and records each request it received."""
-
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.seen: list[Seen] = []
-        self.url = ""
-        self.release = asyncio.Event()
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        body = orjson.loads(await request.read())
-        self.seen.append(Seen(request.path, dict(request.query), headers, body))
-        reply = self.replies.pop(0)
-        if reply.hang:
-            await self.release.wait()
-        if reply.events is None:
-            return web.Response(
-                body=reply.body,
-                status=reply.status,
-                headers={"Content-Type": "application/json", **reply.headers},
-            )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        if reply.hang_after_headers:
-            await self.release.wait()
-        for piece in reply.events:
-            await response.write(piece)
-            if reply.gap_s:
-                await asyncio.sleep(reply.gap_s)
-        return response
-
-    @property
-    def last(self) -> Seen:
-        return self.seen[-1]
-
-
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", fake.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    fake.url = str(server.make_url("")).rstrip("/")
-    yield fake
-    fake.release.set()
-    await server.close()
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with serving_fake() as fake:
+        yield fake
 
 
 def deployment(api_base: str, **fields: Any) -> Deployment:
@@ -112,7 +44,7 @@ def deployment(api_base: str, **fields: Any) -> Deployment:
 
 
 @pytest.fixture
-async def provider(upstream: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
+async def provider(upstream: FakeUpstream) -> AsyncIterator[OpenAIProvider]:
     adapter = OpenAIProvider(
         deployment(f"{upstream.url}/v1/", headers={"OpenAI-Organization": "org-test"})
     )
@@ -280,7 +212,9 @@ HELLO = {"messages": [{"role": "user", "content": "Say hello"}]}
 # --- whole answers ----------------------------------------------------------------------------
 
 
-async def test_completion_is_passed_through(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_completion_is_passed_through(
+    upstream: FakeUpstream, provider: OpenAIProvider
+) -> None:
     raw = completion({"content": "Hello, world"}, "stop", prompt=19, completion=4, cached=3)
     upstream.replies.append(Reply(body=raw))
     body = {**HELLO, "temperature": 0.2, "max_completion_tokens": 64, "seed": 7}
@@ -304,7 +238,7 @@ async def test_completion_is_passed_through(upstream: FakeOpenAI, provider: Open
 
 
 async def test_the_callers_body_is_not_modified(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(
         Reply(body=completion({"content": "x"}, "stop", prompt=1, completion=1))
@@ -315,7 +249,7 @@ async def test_the_callers_body_is_not_modified(
 
 
 async def test_tools_response_format_n_and_user_are_forwarded_untouched(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     tool_call = {
         "id": "call_abc",
@@ -358,7 +292,7 @@ async def test_tools_response_format_n_and_user_are_forwarded_untouched(
     assert result.data["choices"][0]["message"]["tool_calls"] == [tool_call]
 
 
-async def test_reasoning_tokens_are_read(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_reasoning_tokens_are_read(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     raw = completion({"content": "42"}, "stop", prompt=10, completion=300, reasoning=256)
     upstream.replies.append(Reply(body=raw))
     result = await provider.chat(request(HELLO))
@@ -367,7 +301,7 @@ async def test_reasoning_tokens_are_read(upstream: FakeOpenAI, provider: OpenAIP
 
 
 async def test_answer_without_choices_is_an_upstream_error(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(body=b'{"object": "list", "data": []}'))
     with pytest.raises(UpstreamError, match="choices"):
@@ -378,7 +312,7 @@ async def test_answer_without_choices_is_an_upstream_error(
 
 
 async def test_stream_events_pass_through_and_usage_is_forced_upstream(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     events = sse(*TEXT_STREAM, usage_chunk(prompt=9, completion=3, cached=2, reasoning=0))
     upstream.replies.append(Reply(events=events, gap_s=0.002))
@@ -412,7 +346,7 @@ async def test_stream_events_pass_through_and_usage_is_forced_upstream(
 
 
 async def test_stream_keeps_the_usage_chunk_when_the_client_asked(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     events = sse(*TEXT_STREAM, usage_chunk(prompt=9, completion=3))
     upstream.replies.append(Reply(events=events))
@@ -424,7 +358,7 @@ async def test_stream_keeps_the_usage_chunk_when_the_client_asked(
 
 
 async def test_stream_gathers_tool_call_deltas(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     events = sse(*TOOL_STREAM, usage_chunk(prompt=120, completion=33, cached=64, reasoning=12))
     upstream.replies.append(Reply(events=events))
@@ -462,7 +396,7 @@ async def test_stream_gathers_tool_call_deltas(
 
 
 async def test_stream_split_across_reads_with_crlf_line_endings(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     wire = b"".join(sse(*TEXT_STREAM, usage_chunk(prompt=5, completion=2))).replace(b"\n", b"\r\n")
     pieces = [wire[i : i + 37] for i in range(0, len(wire), 37)]
@@ -475,7 +409,9 @@ async def test_stream_split_across_reads_with_crlf_line_endings(
     assert stream.summary.usage.input_tokens == 5
 
 
-async def test_stream_with_several_choices(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_stream_with_several_choices(
+    upstream: FakeUpstream, provider: OpenAIProvider
+) -> None:
     second = chunk({"content": "Hi"})
     second["choices"][0]["index"] = 1
     upstream.replies.append(Reply(events=sse(chunk({"content": "Hello"}), second)))
@@ -486,7 +422,7 @@ async def test_stream_with_several_choices(upstream: FakeOpenAI, provider: OpenA
 
 
 async def test_stream_that_ends_without_done_fails_after_its_first_events(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM[:2], done=False), gap_s=0.005))
     stream = await chat_stream(provider, HELLO)
@@ -498,7 +434,7 @@ async def test_stream_that_ends_without_done_fails_after_its_first_events(
 
 
 async def test_error_event_before_the_first_chunk_is_raised_by_chat(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     failure = {"error": {"message": "The server had an error", "type": "server_error"}}
     upstream.replies.append(Reply(events=[b"data: " + orjson.dumps(failure) + b"\n\n"]))
@@ -507,7 +443,7 @@ async def test_error_event_before_the_first_chunk_is_raised_by_chat(
 
 
 async def test_error_event_mid_stream_is_raised_by_the_iterator(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     failure = {"error": {"message": "overloaded", "type": "server_error"}}
     events = [*sse(TEXT_STREAM[0], done=False), b"data: " + orjson.dumps(failure) + b"\n\n"]
@@ -518,7 +454,7 @@ async def test_error_event_mid_stream_is_raised_by_the_iterator(
 
 
 async def test_stream_refused_with_an_http_error(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     body = error_body("Rate limit reached", "requests", "rate_limit_exceeded")
     upstream.replies.append(Reply(status=429, body=body, headers={"Retry-After": "3"}))
@@ -527,7 +463,7 @@ async def test_stream_refused_with_an_http_error(
     assert caught.value.retry_after == 3.0
 
 
-async def test_closing_a_stream_early(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_closing_a_stream_early(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM), gap_s=0.005))
     stream = await chat_stream(provider, HELLO)
     async for _ in stream:
@@ -539,7 +475,7 @@ async def test_closing_a_stream_early(upstream: FakeOpenAI, provider: OpenAIProv
 
 
 async def test_429_with_retry_after_is_rate_limited(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     body = error_body(
         "Rate limit reached for gpt-4o-mini in organization org-x on tokens per min (TPM): "
@@ -553,7 +489,7 @@ async def test_429_with_retry_after_is_rate_limited(
     assert caught.value.retry_after == 7.0
 
 
-async def test_500_is_an_upstream_error(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_500_is_an_upstream_error(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     body = error_body(
         "The server had an error while processing your request. Sorry about that!",
         "server_error",
@@ -566,7 +502,7 @@ async def test_500_is_an_upstream_error(upstream: FakeOpenAI, provider: OpenAIPr
     assert caught.value.retry_after is None
 
 
-async def test_context_length_exceeded(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_context_length_exceeded(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     body = error_body(
         "This model's maximum context length is 128000 tokens. However, your messages resulted "
         "in 130050 tokens. Please reduce the length of the messages.",
@@ -579,7 +515,7 @@ async def test_context_length_exceeded(upstream: FakeOpenAI, provider: OpenAIPro
         await provider.chat(request(HELLO))
 
 
-async def test_content_filter(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_content_filter(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     azure_filtered = {
         "error": {
             "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
@@ -600,7 +536,7 @@ async def test_content_filter(upstream: FakeOpenAI, provider: OpenAIProvider) ->
 
 
 async def test_other_400_keeps_the_providers_code(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     body = error_body(
         "Invalid value for 'temperature'", "invalid_request_error", "invalid_value", "temperature"
@@ -612,7 +548,7 @@ async def test_other_400_keeps_the_providers_code(
     assert caught.value.code == "invalid_value"
 
 
-async def test_401_points_at_the_api_key(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_401_points_at_the_api_key(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     body = error_body(
         "Incorrect API key provided: sk-test-123.", "invalid_request_error", "invalid_api_key"
     )
@@ -623,7 +559,7 @@ async def test_401_points_at_the_api_key(upstream: FakeOpenAI, provider: OpenAIP
 
 
 async def test_malformed_body_is_an_upstream_error(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(body=b'{"id": "chatcmpl-1", "choices": [{"ind'))
     with pytest.raises(UpstreamError, match="malformed"):
@@ -631,7 +567,7 @@ async def test_malformed_body_is_an_upstream_error(
 
 
 async def test_malformed_first_stream_event_is_an_upstream_error(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(events=[b"data: {not json\n\n"]))
     with pytest.raises(UpstreamError, match="malformed"):
@@ -639,7 +575,7 @@ async def test_malformed_first_stream_event_is_an_upstream_error(
 
 
 async def test_malformed_later_event_is_passed_through_and_counted(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(
         Reply(
@@ -653,7 +589,7 @@ async def test_malformed_later_event_is_passed_through_and_counted(
 
 
 async def test_upstream_that_never_answers_times_out(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(hang=True))
     with pytest.raises(UpstreamTimeout, match=r"within 0\.2 s"):
@@ -661,7 +597,7 @@ async def test_upstream_that_never_answers_times_out(
 
 
 async def test_stream_whose_first_event_never_comes_times_out(
-    upstream: FakeOpenAI, provider: OpenAIProvider
+    upstream: FakeUpstream, provider: OpenAIProvider
 ) -> None:
     upstream.replies.append(Reply(events=sse(*TEXT_STREAM), hang_after_headers=True))
     with pytest.raises(UpstreamTimeout):
@@ -688,7 +624,7 @@ async def test_connection_refused_is_an_upstream_error() -> None:
 # --- Azure and embeddings ---------------------------------------------------------------------
 
 
-async def test_azure_deployment_url_and_api_key(upstream: FakeOpenAI) -> None:
+async def test_azure_deployment_url_and_api_key(upstream: FakeUpstream) -> None:
     raw = completion({"content": "Hi"}, "stop", prompt=5, completion=1)
     upstream.replies.append(Reply(body=raw))
     adapter = OpenAIProvider(
@@ -714,7 +650,7 @@ async def test_azure_deployment_url_and_api_key(upstream: FakeOpenAI) -> None:
     assert result.body == raw
 
 
-async def test_azure_api_base_that_names_the_deployment(upstream: FakeOpenAI) -> None:
+async def test_azure_api_base_that_names_the_deployment(upstream: FakeUpstream) -> None:
     upstream.replies.append(Reply(body=b'{"object":"list","data":[],"model":"m","usage":{}}'))
     adapter = OpenAIProvider(
         Deployment(
@@ -733,7 +669,7 @@ async def test_azure_api_base_that_names_the_deployment(upstream: FakeOpenAI) ->
     assert "api-key" not in upstream.last.headers
 
 
-async def test_embeddings_pass_through(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_embeddings_pass_through(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     raw = orjson.dumps(
         {
             "object": "list",
@@ -757,7 +693,7 @@ async def test_embeddings_pass_through(upstream: FakeOpenAI, provider: OpenAIPro
     assert result.usage.input_tokens == 8
 
 
-async def test_embeddings_errors(upstream: FakeOpenAI, provider: OpenAIProvider) -> None:
+async def test_embeddings_errors(upstream: FakeUpstream, provider: OpenAIProvider) -> None:
     upstream.replies.append(Reply(status=500, body=error_body("boom", "server_error", None)))
     with pytest.raises(UpstreamError, match="boom"):
         await provider.embed({"input": "x"}, 5.0)
