@@ -221,7 +221,7 @@ async def test_client_disconnect_is_recorded() -> None:
     await stream.aclose()
     root = recorded.only.spans[0]
     assert root.status == "error"
-    assert root.error == "client disconnected before the stream ended"
+    assert root.error is not None and "the client disconnected" in root.error
 
 
 async def test_closing_a_stream_releases_the_deployment_at_once() -> None:

@@ -175,3 +175,32 @@ models:
             c.chat.completions.create(model="split", messages=MESSAGES)
         a, b = gw.provider("split", 0).calls, gw.provider("split", 1).calls
         assert a + b == 200 and 110 <= a <= 185
+
+
+def test_client_disconnect_stops_the_provider_stream() -> None:
+    import socket
+
+    words = " ".join(f"w{i}" for i in range(200))
+    settings = config(f"""
+models:
+  - name: slow
+    deployments:
+      - provider: mock
+        model: m
+        mock: {{reply: "{words}", token_ms: 20}}
+""")
+    with running_gateway(settings) as gw:
+        body = b'{"model": "slow", "stream": true, "messages": [{"role": "user", "content": "x"}]}'
+        host, port = gw.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            head = sock.recv(65536)
+            trace_id = head.split(b"x-controltower-trace-id: ")[1].split(b"\r\n")[0].decode()
+        trace = gw.trace(trace_id)  # recorded once the gateway noticed
+        assert trace["status"] == "error"
+        assert len(trace["output"]["content"].split()) < 200  # the provider was stopped
+        assert "the client disconnected" in trace["spans"][0]["error"]
+        assert gw.app.gateway.balanced["slow"].states[0].in_flight == 0

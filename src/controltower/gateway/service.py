@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -265,8 +266,8 @@ def _one(output: list[Any]) -> Any:
 def _describe(error: BaseException) -> str:
     if isinstance(error, APIError):
         return f"{type(error).__name__}: {error.message}"
-    if isinstance(error, GeneratorExit):
-        return "client disconnected before the stream ended"
+    if isinstance(error, GeneratorExit | asyncio.CancelledError):
+        return "the stream was cut short: the client disconnected or the gateway stopped"
     return f"{type(error).__name__}: {error}"
 
 

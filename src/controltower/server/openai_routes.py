@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -54,7 +55,7 @@ class OpenAIRoutes:
         if isinstance(result, ChatCompletion):
             await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
             return
-        await _relay(send, result, trace_header)
+        await _relay(send, receive, result, trace_header)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one embeddings request."""
@@ -78,12 +79,27 @@ class OpenAIRoutes:
         await send_json(send, 200, {"object": "list", "data": data})
 
 
-async def _relay(send: Send, stream: ChatStream, headers: list[tuple[bytes, bytes]]) -> None:
-    """Send a stream's events; a failure after the first byte ends it with an error event."""
+async def _relay(
+    send: Send, receive: Receive, stream: ChatStream, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Send a stream's events; a failure after the first byte ends it with an error event.
+
+    When the client goes away, the provider's stream is closed at once, so that it stops
+    generating (and billing) tokens nobody will read.
+    """
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    watcher = _DisconnectWatcher(receive)
     try:
         async for chunk in stream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except asyncio.CancelledError:
+        if not watcher.disconnected:
+            raise
+        await stream.aclose()
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cancel was ours, to stop waiting on the provider
+        return
     except APIError as exc:
         await _send_final(send, b"data: " + exc.body() + b"\n\n")
         return
@@ -95,7 +111,29 @@ async def _relay(send: Send, stream: ChatStream, headers: list[tuple[bytes, byte
         error = UpstreamError(f"the stream failed: {type(exc).__name__}")
         await _send_final(send, b"data: " + error.body() + b"\n\n")
         return
+    finally:
+        watcher.stop()
     await _send_final(send, b"")
+
+
+class _DisconnectWatcher:
+    """Cancels the current task when the client disconnects (uvicorn's send is then silent)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.disconnected = False
+        self._relay = asyncio.current_task()
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected = True
+        if self._relay is not None:
+            self._relay.cancel()
+
+    def stop(self) -> None:
+        """Stop watching (the stream ended on its own)."""
+        self._task.cancel()
 
 
 async def _send_final(send: Send, body: bytes) -> None:
