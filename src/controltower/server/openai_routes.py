@@ -26,6 +26,7 @@ from controltower.server.requests import caller_from, check_chat, check_embeddin
 log = logging.getLogger("controltower.server")
 
 TRACE_HEADER = b"x-controltower-trace-id"
+WATCH_AFTER_S = 0.5  # streams that run longer get watched for a client disconnect
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -84,16 +85,21 @@ async def _relay(
 ) -> None:
     """Send a stream's events; a failure after the first byte ends it with an error event.
 
-    When the client goes away, the provider's stream is closed at once, so that it stops
-    generating (and billing) tokens nobody will read.
+    When the client goes away, the provider's stream is closed, so that it stops
+    generating (and billing) tokens nobody will read. Watching costs a task, which short
+    streams would feel in their latency: it starts once a stream has run for a while.
     """
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-    watcher = _DisconnectWatcher(receive)
+    loop = asyncio.get_running_loop()
+    watch_from = loop.time() + WATCH_AFTER_S
+    watcher: _DisconnectWatcher | None = None
     try:
         async for chunk in stream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if watcher is None and loop.time() >= watch_from:
+                watcher = _DisconnectWatcher(receive)
     except asyncio.CancelledError:
-        if not watcher.disconnected:
+        if watcher is None or not watcher.disconnected:
             raise
         await stream.aclose()
         task = asyncio.current_task()
@@ -112,7 +118,8 @@ async def _relay(
         await _send_final(send, b"data: " + error.body() + b"\n\n")
         return
     finally:
-        watcher.stop()
+        if watcher is not None:
+            watcher.stop()
     await _send_final(send, b"")
 
 
