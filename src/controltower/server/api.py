@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,9 +16,9 @@ from controltower.tracing import TraceReader, TraceWriter
 
 
 class _JSON(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        import orjson
+    """JSON responses encoded with orjson (traces hold large payloads)."""
 
+    def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
 
 
