@@ -93,3 +93,14 @@ async def serving_fake() -> AsyncIterator[FakeUpstream]:
     finally:
         fake.release.set()
         await server.close()
+
+
+def payloads(raw: bytes) -> list[Any]:
+    """The JSON payloads of a stream's SSE bytes, with "[DONE]" as a string."""
+    out: list[Any] = []
+    for block in raw.split(b"\n\n"):
+        if block:
+            assert block.startswith(b"data: ")
+            data = block[6:]
+            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
+    return out

@@ -20,6 +20,7 @@ from controltower.errors import (
 from controltower.providers.base import ChatCompletion, ChatRequest, ChatStream
 from controltower.providers.mock import MockProvider
 from controltower.settings import Deployment, MockOptions
+from tests.providers.fake_upstream import payloads
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -47,16 +48,6 @@ async def open_stream(provider: MockProvider, **kwargs: Any) -> ChatStream:
     result = await provider.chat(request(stream=True, **kwargs))
     assert isinstance(result, ChatStream)
     return result
-
-
-def payloads(raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in raw.split(b"\n\n"):
-        if block:
-            assert block.startswith(b"data: ")
-            data = block[6:]
-            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return out
 
 
 async def drain(stream: ChatStream) -> list[Any]:

@@ -21,7 +21,7 @@ from controltower.errors import (
 from controltower.providers.base import ChatCompletion, ChatRequest, ChatStream
 from controltower.providers.openai import OpenAIProvider
 from controltower.settings import Deployment
-from tests.providers.fake_upstream import FakeUpstream, Reply, serving_fake
+from tests.providers.fake_upstream import FakeUpstream, Reply, payloads, serving_fake
 
 MODEL = "gpt-4o-mini"
 SERVED_MODEL = "gpt-4o-mini-2024-07-18"
@@ -180,16 +180,6 @@ WEATHER_TOOL: dict[str, Any] = {
 
 def error_body(message: str, kind: str | None, code: str | None, param: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
-
-
-def payloads(raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in raw.split(b"\n\n"):
-        if block:
-            assert block.startswith(b"data: ")
-            data = block[6:]
-            out.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return out
 
 
 async def read_all(stream: ChatStream) -> bytes:

@@ -87,7 +87,8 @@ class Gateway:
         options = body.get("stream_options")
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
         call = _Call(trace_id or new_trace_id(), body, caller, self._prices)
-        request = ChatRequest(body, 60.0, wants_usage, call.trace)
+        # the timeout is set per attempt, from the deployment that takes it
+        request = ChatRequest(body, client_wants_usage=wants_usage, trace=call.trace)
         try:
             result = await route.chat(request)
         except APIError as exc:

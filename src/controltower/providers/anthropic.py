@@ -27,7 +27,7 @@ from controltower.providers.base import (
     sse_event,
     usage_from_openai,
 )
-from controltower.providers.http import Upstream, error_from_status
+from controltower.providers.http import Upstream, error_from_status, json_object
 from controltower.providers.relay import SSERelay
 from controltower.providers.transport import HttpResponse
 from controltower.settings import Deployment
@@ -93,7 +93,7 @@ class AnthropicProvider:
         await self._upstream.aclose()
 
     def _completion(self, raw: bytes) -> ChatCompletion:
-        data = from_anthropic(_json(raw, self.label), self.model)
+        data = from_anthropic(json_object(raw, self.label), self.model)
         body = orjson.dumps(data)
         return ChatCompletion(body, data, usage_from_openai(data["usage"]), data["model"])
 
@@ -114,7 +114,7 @@ class _StreamRelay(SSERelay):
         out: list[bytes] = []
         begun = False
         for _, payload in self._parser.feed(chunk):
-            data = _json(payload, self._label)
+            data = json_object(payload, self._label)
             if data.get("type") == "error":
                 raise stream_error(data, self._label, before_first_byte=not self.opened)
             begun = begun or data.get("type") not in _PREAMBLE
@@ -154,13 +154,3 @@ def stream_error(data: dict[str, Any], where: str, *, before_first_byte: bool) -
         return http_error(status, orjson.dumps(data), None, where)
     message = f"{error.get('message')} ({error.get('type')})"
     return UpstreamError(f"{where} reported an error in its stream: {message}")
-
-
-def _json(raw: bytes, label: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"{label} sent a malformed body: {raw[:200]!r}") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"{label} sent JSON that is not an object")
-    return data

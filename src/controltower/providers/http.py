@@ -100,6 +100,17 @@ class Upstream:
         await self.client.aclose()
 
 
+def json_object(raw: bytes, label: str) -> dict[str, Any]:
+    """A provider's JSON object, or an UpstreamError saying what came instead."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"{label} sent a malformed body: {raw[:200]!r}") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"{label} sent JSON that is not an object")
+    return data
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP date), if any."""
     if not value:

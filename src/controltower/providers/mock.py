@@ -51,12 +51,7 @@ class MockProvider:
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Answer like an OpenAI model would, or fail as configured."""
-        self.calls += 1
-        failure = self._failure()
-        if failure == "timeout":
-            await self._hang(request.timeout_s)
-        if failure not in ("none", "cut"):
-            raise _error(failure, self.label, self.options.retry_after_s)
+        failure = await self._begin(request.timeout_s, may_cut=True)
         reply = _Reply(self._reply(request.body))
         usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=reply.tokens)
         if request.stream:
@@ -72,12 +67,7 @@ class MockProvider:
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Deterministic unit vectors derived from a hash of each input."""
-        self.calls += 1
-        failure = self._failure()
-        if failure == "timeout":
-            await self._hang(timeout_s)
-        if failure != "none":
-            raise _error(failure, self.label, self.options.retry_after_s)
+        await self._begin(timeout_s, may_cut=False)
         inputs = body.get("input")
         items = [inputs] if isinstance(inputs, str) else list(inputs or [])
         dims = int(body.get("dimensions") or self.options.embedding_dims)
@@ -89,6 +79,16 @@ class MockProvider:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         payload = {"object": "list", "data": data, "model": self.model, "usage": usage}
         return EmbeddingResult(orjson.dumps(payload), Usage(input_tokens=tokens), self.model)
+
+    async def _begin(self, timeout_s: float, may_cut: bool) -> str:
+        """Count the call and fail it as configured; returns "cut" for a call to break later."""
+        self.calls += 1
+        failure = self._failure()
+        if failure == "timeout":
+            await self._hang(timeout_s)
+        if failure != "none" and not (may_cut and failure == "cut"):
+            raise _error(failure, self.label, self.options.retry_after_s)
+        return failure
 
     def _failure(self) -> str:
         o = self.options

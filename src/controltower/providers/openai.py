@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from controltower.errors import APIError, UpstreamError
 from controltower.providers.base import (
     SSE_DONE,
@@ -15,7 +13,7 @@ from controltower.providers.base import (
     EmbeddingResult,
     usage_from_openai,
 )
-from controltower.providers.http import Upstream
+from controltower.providers.http import Upstream, json_object
 from controltower.providers.relay import SSERelay
 from controltower.settings import Deployment
 
@@ -62,7 +60,7 @@ class OpenAIProvider:
         payload = dict(body)
         payload["model"] = self.model
         raw = await self._upstream.post_json(self._embed, payload, timeout_s)
-        data = _json(raw, self.label)
+        data = json_object(raw, self.label)
         return EmbeddingResult(raw, usage_from_openai(data.get("usage") or {}), data.get("model"))
 
     async def aclose(self) -> None:
@@ -84,7 +82,7 @@ class _StreamRelay(SSERelay):
             # Decode only what the relay must act on; the trace writer decodes the rest.
             first = not self.summary.events  # checked whole: a bad start can still fall back
             if first or b'"error"' in payload or _may_carry_usage(payload):
-                data = _json(payload, self._label)
+                data = json_object(payload, self._label)
                 if "error" in data:
                     raise _stream_error(data, self._label)
                 if data.get("usage") and not data.get("choices") and not self._wants_usage:
@@ -96,20 +94,10 @@ class _StreamRelay(SSERelay):
 
 
 def _completion(raw: bytes) -> ChatCompletion:
-    data = _json(raw, "upstream")
+    data = json_object(raw, "upstream")
     if not isinstance(data.get("choices"), list):
         raise UpstreamError("upstream answered without `choices`: not a chat completion")
     return ChatCompletion(raw, data, usage_from_openai(data.get("usage") or {}), data.get("model"))
-
-
-def _json(raw: bytes, label: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"{label} sent a malformed body: {raw[:200]!r}") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"{label} sent JSON that is not an object")
-    return data
 
 
 def _stream_error(data: dict[str, Any], label: str) -> APIError:
