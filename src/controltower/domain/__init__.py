@@ -1,16 +1,31 @@
-"""Pure domain model: traces, spans, usage and ids. No I/O, no frameworks."""
+"""Pure domain model: traces, spans, scores, usage and ids. No I/O, no frameworks."""
 
 from controltower.domain.ids import new_span_id, new_trace_id, now_us
-from controltower.domain.trace import CallTrace, Span, SpanKind, Status, Trace, TraceRecord, Usage
+from controltower.domain.score import SCORE_SOURCES, Score, ScoreSource, ScoreType
+from controltower.domain.trace import (
+    CallTrace,
+    Span,
+    SpanKind,
+    Status,
+    Trace,
+    TraceRecord,
+    Usage,
+    counts_usage,
+)
 
 __all__ = [
+    "SCORE_SOURCES",
     "CallTrace",
+    "Score",
+    "ScoreSource",
+    "ScoreType",
     "Span",
     "SpanKind",
     "Status",
     "Trace",
     "TraceRecord",
     "Usage",
+    "counts_usage",
     "new_span_id",
     "new_trace_id",
     "now_us",

@@ -101,6 +101,10 @@ class TraceRecord:
     # work the request path leaves to the trace writer's thread (e.g. decoding a stream's
     # events into its output and usage); it runs before cost and totals are computed
     deferred: Callable[[TraceRecord], None] | None = None
+    # a partial record is one piece of a trace that arrives in several (SDK and OTLP
+    # exports, a gateway call inside an SDK trace): the store merges it into what it has,
+    # and fields left None (or empty) do not overwrite what is stored
+    partial: bool = False
 
     def settle(self) -> None:
         """Run the deferred work, once."""
@@ -109,11 +113,12 @@ class TraceRecord:
             deferred(self)
 
     def roll_up(self) -> None:
-        """Set the trace's token and cost totals from its generation spans."""
+        """Set the trace's token and cost totals from its counted generation spans."""
         usage = Usage()
         cost: float | None = None
+        kinds = {span.id: span.kind for span in self.spans}
         for span in self.spans:
-            if span.kind != "generation":
+            if not counts_usage(span.kind, kinds.get(span.parent_id or "")):
                 continue
             usage.input_tokens = _add(usage.input_tokens, span.usage.input_tokens)
             usage.output_tokens = _add(usage.output_tokens, span.usage.output_tokens)
@@ -123,6 +128,15 @@ class TraceRecord:
                 cost = (cost or 0.0) + span.cost
         self.trace.usage = usage
         self.trace.cost = cost
+
+
+def counts_usage(kind: str, parent_kind: str | None) -> bool:
+    """Whether a span's tokens and cost count in its trace's totals.
+
+    Only generation spans count, and not one under another generation: an SDK span around
+    a call that went through the gateway and the gateway's own span describe the same call.
+    """
+    return kind == "generation" and parent_kind != "generation"
 
 
 def _add(a: int | None, b: int | None) -> int | None:

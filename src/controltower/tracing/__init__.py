@@ -1,6 +1,23 @@
 """Recording traces without ever slowing or failing the caller."""
 
-from controltower.tracing.sink import InMemorySink, TraceReader, TraceSink, TraceStore
+from controltower.tracing.query import GroupFilter, TraceFilter
+from controltower.tracing.sink import (
+    InMemorySink,
+    ObservabilityStore,
+    TraceReader,
+    TraceSink,
+    TraceStore,
+)
 from controltower.tracing.writer import TraceWriter, WriterStats
 
-__all__ = ["InMemorySink", "TraceReader", "TraceSink", "TraceStore", "TraceWriter", "WriterStats"]
+__all__ = [
+    "GroupFilter",
+    "InMemorySink",
+    "ObservabilityStore",
+    "TraceFilter",
+    "TraceReader",
+    "TraceSink",
+    "TraceStore",
+    "TraceWriter",
+    "WriterStats",
+]

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from controltower.domain import TraceRecord
+from controltower.domain import Score, TraceRecord
+from controltower.tracing.query import GroupFilter, TraceFilter
 
 
 @runtime_checkable
@@ -40,16 +41,63 @@ class TraceReader(Protocol):
     """Reads stored traces in their API form (newest first, keyset pages)."""
 
     def list_traces(
-        self, limit: int = 50, cursor: str | None = None, project: str | None = None
+        self, limit: int = 50, cursor: str | None = None, where: TraceFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of traces without spans, and the cursor of the next page."""
         ...
 
     def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """One trace with its `spans`, or None."""
+        """One trace with its `spans` and `scores`, or None."""
         ...
 
 
 @runtime_checkable
 class TraceStore(TraceSink, TraceReader, Protocol):
     """A store the gateway both writes traces to and serves them from."""
+
+
+@runtime_checkable
+class ObservabilityStore(TraceStore, Protocol):
+    """Everything the query API and the web UI read, and the writes beside traces."""
+
+    def get_span(self, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        """One span in API form, or None."""
+        ...
+
+    def list_sessions(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Sessions, most recently active first, with their trace count and totals."""
+        ...
+
+    def get_session(self, session_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """A session's totals and its traces in the order they started, or None."""
+        ...
+
+    def list_users(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Users, most recently active first, with their traces, tokens and cost."""
+        ...
+
+    def get_user(self, user_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """One user's totals (traces, sessions, tokens, cost, first and last seen), or None."""
+        ...
+
+    def write_scores(self, scores: Sequence[Score]) -> None:
+        """Store scores; a score id seen before replaces the earlier score."""
+        ...
+
+    def list_scores(
+        self, trace_id: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Scores newest first, of one trace and/or one name."""
+        ...
+
+    def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
+        """Delete every trace, span and score of a user; the counts of what was deleted."""
+        ...
+
+    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
+        """Delete traces that started before the cutoff, with their spans and scores."""
+        ...

@@ -85,6 +85,21 @@ class TraceWriter:
             self._wake.set()
         return True
 
+    def offer(self, records: list[TraceRecord]) -> bool:
+        """Queue a batch whole, or none of it (and count nothing) when there is no room.
+
+        For callers that can push back (ingest answers 503 and the exporter retries)
+        instead of losing data.
+        """
+        queue = self._queue
+        if len(queue) + len(records) > self._max_queue:
+            return False
+        queue.extend(records)
+        self.stats.enqueued += len(records)
+        if len(queue) >= self._batch_size:
+            self._wake.set()
+        return True
+
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
         deadline = time.monotonic() + timeout_s
