@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from controltower.errors import APIError, InvalidRequest, NotFound
 from controltower.tracing import TraceReader, TraceWriter
@@ -22,7 +22,9 @@ class _JSON(JSONResponse):
         return orjson.dumps(content)
 
 
-def build_api(reader: TraceReader, writer: TraceWriter) -> Starlette:
+def build_api(
+    reader: TraceReader, writer: TraceWriter, extra_routes: list[BaseRoute] | None = None
+) -> Starlette:
     """The Starlette app behind every route that is not on the proxy's hot path."""
 
     async def health(request: Request) -> Response:
@@ -70,6 +72,7 @@ def build_api(reader: TraceReader, writer: TraceWriter) -> Starlette:
         Route("/metrics", metrics),
         Route("/api/traces", list_traces),
         Route("/api/traces/{trace_id}", get_trace),
+        *(extra_routes or []),
     ]
     return Starlette(routes=routes, exception_handlers={APIError: api_error, 404: not_found})
 

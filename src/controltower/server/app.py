@@ -12,9 +12,11 @@ from controltower.gateway.service import ProviderFactory
 from controltower.server.api import build_api
 from controltower.server.asgi import Receive, Scope, Send, send_error
 from controltower.server.auth import MasterKeyAuth
+from controltower.server.ingest_routes import ingest_routes
 from controltower.server.openai_routes import OpenAIRoutes
 from controltower.settings import Settings
-from controltower.tracing import TraceStore, TraceWriter
+from controltower.tracing import ObservabilityStore, TraceWriter
+from controltower.web import web_routes
 
 log = logging.getLogger("controltower.server")
 
@@ -28,7 +30,7 @@ class GatewayApp:
         self,
         settings: Settings,
         make_provider: ProviderFactory,
-        store: TraceStore,
+        store: ObservabilityStore,
         *,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
@@ -52,7 +54,11 @@ class GatewayApp:
             "/embeddings": routes.embeddings,
         }
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
-        self._api = build_api(store, self.writer)
+        extra = [
+            *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
+            *web_routes(store),
+        ]
+        self._api = build_api(store, self.writer, extra)
         self._on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

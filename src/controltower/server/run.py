@@ -12,7 +12,7 @@ from controltower.errors import ConfigError
 from controltower.plugins import provider_class
 from controltower.server.app import GatewayApp
 from controltower.settings import Deployment, Settings
-from controltower.tracing import TraceStore
+from controltower.tracing import ObservabilityStore
 
 log = logging.getLogger("controltower.server")
 
@@ -24,7 +24,7 @@ def make_provider(deployment: Deployment) -> Any:
     return provider_class(deployment.provider)(deployment)
 
 
-def build_app(settings: Settings, store: TraceStore | None = None) -> GatewayApp:
+def build_app(settings: Settings, store: ObservabilityStore | None = None) -> GatewayApp:
     """The ASGI app over the configured store (opened and migrated here unless given)."""
     if store is None:
         from controltower.store import open_store
