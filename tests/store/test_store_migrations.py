@@ -20,8 +20,11 @@ EXPECTED_INDEXES = {
         "ix_traces_project_start_us",
         "ix_traces_user_id_start_us",
         "ix_traces_session_id_start_us",
+        "ix_traces_name_start_us",
+        "ix_traces_model_start_us",
     },
     "spans": {"ix_spans_trace_id"},
+    "scores": {"ix_scores_trace_id", "ix_scores_name_created_us"},
 }
 
 
@@ -39,9 +42,9 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     inspector = sa.inspect(engine)
-    assert {"traces", "spans", "alembic_version"} <= set(inspector.get_table_names())
+    assert {"traces", "spans", "scores", "alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
         assert {index["name"] for index in inspector.get_indexes(table)} == expected
     assert inspector.get_pk_constraint("spans")["constrained_columns"] == ["id", "trace_id"]
@@ -51,7 +54,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

@@ -9,6 +9,7 @@ import pytest
 from controltower.domain import Span, Trace, TraceRecord
 from controltower.errors import InvalidRequest
 from controltower.store import InMemoryStore, SqlTraceStore
+from controltower.tracing import TraceFilter
 
 from .records import make_record
 
@@ -55,7 +56,7 @@ def test_list_has_the_same_form_without_spans(store: TraceStore) -> None:
     page, cursor = store.list_traces()
     full = store.get_trace(f"{1:032x}")
     assert full is not None
-    del full["spans"]
+    del full["spans"], full["scores"]
     assert page == [full]
     assert cursor is None
 
@@ -113,9 +114,9 @@ def test_exact_page_has_no_next_cursor(store: TraceStore) -> None:
 
 def test_filter_by_project(store: TraceStore) -> None:
     store.write([make_record(n, project="a" if n % 2 else "b") for n in range(6)])
-    page, cursor = store.list_traces(limit=2, project="a")
+    page, cursor = store.list_traces(limit=2, where=TraceFilter(project="a"))
     assert [t["project"] for t in page] == ["a", "a"]
-    rest, end = store.list_traces(limit=2, project="a", cursor=cursor)
+    rest, end = store.list_traces(limit=2, where=TraceFilter(project="a"), cursor=cursor)
     assert [t["name"] for t in page + rest] == ["trace-5", "trace-3", "trace-1"]
     assert end is None
 

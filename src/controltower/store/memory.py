@@ -3,77 +3,192 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from controltower.domain.trace import TraceRecord
-from controltower.store.cursor import check_limit, decode_cursor, encode_cursor
+from controltower.domain.score import Score
+from controltower.domain.trace import TraceRecord, counts_usage
+from controltower.store import memory_query as q
+from controltower.store.cursor import check_limit
+from controltower.store.merge import apply_totals, is_authoritative, merge_trace, provisional_name
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS
 from controltower.store.serialize import (
     Row,
     json_dumps,
     json_loads,
     record_to_rows,
+    score_row_to_api,
+    score_to_row,
     span_row_to_api,
     trace_row_to_api,
 )
+from controltower.tracing.query import GroupFilter, TraceFilter
+
+_TOTAL_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost")
 
 
 class InMemoryStore:
-    """Keeps traces and spans in dicts; answers exactly like SqlTraceStore."""
+    """Keeps traces, spans and scores in dicts; answers exactly like SqlTraceStore."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._traces: dict[str, Row] = {}
-        self._spans: dict[tuple[str, str], Row] = {}
+        self._spans: dict[str, dict[str, Row]] = {}  # trace id → span id → row
+        self._scores: dict[str, Row] = {}
 
     def write(self, records: Sequence[TraceRecord]) -> None:
-        """Store a batch of traces and spans; known ids are skipped."""
-        rows = [record_to_rows(record) for record in records]
+        """Store a batch: whole traces are inserted (known ids skipped), pieces merged."""
         with self._lock:
-            for trace_row, span_rows in rows:
-                self._traces.setdefault(trace_row["id"], _stored(trace_row, TRACE_JSON_COLUMNS))
+            for record in records:
+                trace_row, span_rows = record_to_rows(record)
+                spans = self._spans.setdefault(trace_row["id"], {})
                 for span_row in span_rows:
-                    key = (span_row["trace_id"], span_row["id"])
-                    self._spans.setdefault(key, _stored(span_row, SPAN_JSON_COLUMNS))
+                    spans.setdefault(span_row["id"], _stored(span_row, SPAN_JSON_COLUMNS))
+                if not record.partial:
+                    self._traces.setdefault(trace_row["id"], _stored(trace_row, TRACE_JSON_COLUMNS))
+                    continue
+                trace_row["name"] = provisional_name(record)
+                old = self._traces.get(trace_row["id"])
+                stored = None if old is None else _copy(old, TRACE_JSON_COLUMNS)
+                merged = merge_trace(stored, trace_row, is_authoritative(record))
+                apply_totals(merged, _totals(spans.values()))
+                self._traces[trace_row["id"]] = _stored(merged, TRACE_JSON_COLUMNS)
+
+    def write_scores(self, scores: Sequence[Score]) -> None:
+        """Store scores; a score id seen before replaces the earlier score."""
+        with self._lock:
+            for score in scores:
+                self._scores[score.id] = score_to_row(score)
 
     def list_traces(
-        self, limit: int = 50, cursor: str | None = None, project: str | None = None
+        self, limit: int = 50, cursor: str | None = None, where: TraceFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of traces, newest first, and the cursor of the next page (None at the end)."""
         check_limit(limit)
-        after = decode_cursor(cursor) if cursor is not None else None
-        with self._lock:
-            rows = [
-                row
-                for row in self._traces.values()
-                if (project is None or row["project"] == project)
-                and (after is None or (row["start_us"], row["id"]) < after)
-            ]
-        rows.sort(key=lambda row: (row["start_us"], row["id"]), reverse=True)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"])
-        return [trace_row_to_api(_copy(row, TRACE_JSON_COLUMNS)) for row in rows], next_cursor
+        match = q.trace_matcher(where or TraceFilter())
+        rows = [_copy(row, TRACE_JSON_COLUMNS) for row in self._all_traces()]
+        page, next_cursor = q.page([row for row in rows if match(row)], limit, cursor)
+        return [trace_row_to_api(row) for row in page], next_cursor
 
     def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace with its spans ordered by start time, or None when it is unknown."""
+        """The trace with its spans ordered by start time and its scores, or None."""
         with self._lock:
             row = self._traces.get(trace_id)
             if row is None:
                 return None
-            spans = [span for key, span in self._spans.items() if key[0] == trace_id]
+            spans = list(self._spans.get(trace_id, {}).values())
         spans.sort(key=lambda span: (span["start_us"], span["id"]))
         trace = trace_row_to_api(_copy(row, TRACE_JSON_COLUMNS))
         trace["spans"] = [span_row_to_api(_copy(span, SPAN_JSON_COLUMNS)) for span in spans]
+        trace["scores"] = self.list_scores(trace_id=trace_id, limit=1000)
         return trace
+
+    def get_span(self, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        """One span in API form, or None."""
+        with self._lock:
+            span = self._spans.get(trace_id, {}).get(span_id)
+        return None if span is None else span_row_to_api(_copy(span, SPAN_JSON_COLUMNS))
+
+    def list_scores(
+        self, trace_id: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Scores newest first, of one trace and/or one name."""
+        check_limit(limit)
+        with self._lock:
+            rows = [
+                row
+                for row in self._scores.values()
+                if (trace_id is None or row["trace_id"] == trace_id)
+                and (name is None or row["name"] == name)
+            ]
+        rows.sort(key=lambda row: (-row["created_us"], row["id"]))
+        return [score_row_to_api(row) for row in rows[:limit]]
+
+    def list_sessions(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Sessions, most recently active first, with their trace count and totals."""
+        return self._groups("session_id", where or GroupFilter(), limit, cursor)
+
+    def get_session(self, session_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """A session's totals and its traces (oldest first, at most 1,000), or None."""
+        rows = self._group_rows("session_id", session_id, project)
+        if not rows:
+            return None
+        summary = q.summarise("session_id", session_id, rows)
+        rows.sort(key=lambda row: (row["start_us"], row["id"]))
+        summary["traces"] = [trace_row_to_api(row) for row in rows[:1000]]
+        return summary
+
+    def list_users(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Users, most recently active first, with their traces, tokens and cost."""
+        return self._groups("user_id", where or GroupFilter(), limit, cursor)
+
+    def get_user(self, user_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """One user's totals (traces, sessions, tokens, cost, first and last seen), or None."""
+        rows = self._group_rows("user_id", user_id, project)
+        return q.summarise("user_id", user_id, rows) if rows else None
+
+    def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
+        """Delete every trace, span and score of a user; the counts of what was deleted."""
+        return self._delete(
+            lambda row: row["user_id"] == user_id and project in (None, row["project"])
+        )
+
+    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
+        """Delete traces that started before the cutoff, with their spans and scores."""
+        return self._delete(
+            lambda row: row["start_us"] < cutoff_us and project in (None, row["project"])
+        )
 
     def ping(self) -> None:
         """Always reachable."""
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def _all_traces(self) -> list[Row]:
+        with self._lock:
+            return list(self._traces.values())
+
+    def _group_rows(self, key: str, value: str, project: str | None) -> list[Row]:
+        return [
+            _copy(row, TRACE_JSON_COLUMNS)
+            for row in self._all_traces()
+            if row[key] == value and project in (None, row["project"])
+        ]
+
+    def _groups(
+        self, key: str, where: GroupFilter, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        check_limit(limit)
+        match = q.group_matcher(where)
+        rows = [row for row in self._all_traces() if row[key] is not None and match(row)]
+        return q.group_page(key, rows, limit, cursor)
+
+    def _delete(self, doomed: Callable[[Row], bool]) -> dict[str, int]:
+        counts = {"traces": 0, "spans": 0, "scores": 0}
+        with self._lock:
+            ids = {trace_id for trace_id, row in self._traces.items() if doomed(row)}
+            for trace_id in ids:
+                del self._traces[trace_id]
+                counts["traces"] += 1
+                counts["spans"] += len(self._spans.pop(trace_id, {}))
+            for score_id in [k for k, row in self._scores.items() if row["trace_id"] in ids]:
+                del self._scores[score_id]
+                counts["scores"] += 1
+        return counts
+
+
+def _totals(spans: Iterable[Row]) -> Row | None:
+    rows = list(spans)
+    kinds = {row["id"]: row["kind"] for row in rows}
+    counted = [r for r in rows if counts_usage(r["kind"], kinds.get(r["parent_id"] or ""))]
+    if not counted:
+        return None
+    return {key: q.total(row[key] for row in counted) for key in _TOTAL_KEYS}
 
 
 def _stored(row: Row, json_columns: Sequence[str]) -> Row:

@@ -20,10 +20,11 @@ def json_type() -> TypeEngine[Any]:
 
 
 def build_metadata() -> sa.MetaData:
-    """A fresh MetaData holding the `traces` and `spans` tables."""
+    """A fresh MetaData holding the `traces`, `spans` and `scores` tables."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
+    _scores_table(metadata)
     return metadata
 
 
@@ -52,7 +53,11 @@ def _traces_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("cost", sa.Float, nullable=True),
         sa.Column("environment", sa.String()),
         sa.Column("release", sa.String()),
+        # the model of its (first seen) generation span: what the model filter matches
+        sa.Column("model", sa.String()),
         sa.Index("ix_traces_start_us_id", "start_us", "id"),
+        sa.Index("ix_traces_name_start_us", "name", "start_us"),
+        sa.Index("ix_traces_model_start_us", "model", "start_us"),
         sa.Index("ix_traces_project_start_us", "project", "start_us"),
         sa.Index("ix_traces_user_id_start_us", "user_id", "start_us"),
         sa.Index("ix_traces_session_id_start_us", "session_id", "start_us"),
@@ -89,4 +94,26 @@ def _spans_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("prompt_version", sa.Integer),
         sa.Column("attributes", json_type()),
         sa.Index("ix_spans_trace_id", "trace_id"),
+    )
+
+
+def _scores_table(metadata: sa.MetaData) -> sa.Table:
+    # value_num holds numbers and booleans (1/0), value_str categories; data_type says which
+    return sa.Table(
+        "scores",
+        metadata,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("project", sa.String(), nullable=False),
+        sa.Column("trace_id", sa.String(32), nullable=False),
+        sa.Column("span_id", sa.String(16)),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("data_type", sa.String(), nullable=False),
+        sa.Column("value_num", sa.Float),
+        sa.Column("value_str", sa.Text),
+        sa.Column("source", sa.String(), nullable=False),
+        sa.Column("comment", sa.Text),
+        sa.Column("author", sa.String()),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.Index("ix_scores_trace_id", "trace_id"),
+        sa.Index("ix_scores_name_created_us", "name", "created_us"),
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from controltower.domain.score import Score
 from controltower.domain.trace import Span, Trace, TraceRecord, Usage
 
 Row = dict[str, Any]
@@ -28,7 +29,22 @@ def json_loads(text: str | bytes) -> Any:
 
 def record_to_rows(record: TraceRecord) -> tuple[Row, list[Row]]:
     """The `traces` row and the `spans` rows of one record, keyed by column key."""
-    return trace_to_row(record.trace), [span_to_row(span) for span in record.spans]
+    trace_row = trace_to_row(record.trace)
+    trace_row["model"] = first_model(record.spans)
+    return trace_row, [span_to_row(span) for span in record.spans]
+
+
+def first_model(spans: list[Span]) -> str | None:
+    """The model of the earliest generation span that names one."""
+    best: Span | None = None
+    for span in spans:
+        if (
+            span.kind == "generation"
+            and span.model
+            and (best is None or span.start_us < best.start_us)
+        ):
+            best = span
+    return None if best is None else best.model
 
 
 def trace_to_row(trace: Trace) -> Row:
@@ -52,6 +68,7 @@ def trace_to_row(trace: Trace) -> Row:
         "cost": trace.cost,
         "environment": trace.environment,
         "release": trace.release,
+        "model": None,
     }
 
 
@@ -103,6 +120,7 @@ def trace_row_to_api(row: Mapping[str, Any]) -> Row:
         "cost": row["cost"],
         "environment": row["environment"],
         "release": row["release"],
+        "model": row["model"],
     }
 
 
@@ -131,6 +149,45 @@ def span_row_to_api(row: Mapping[str, Any]) -> Row:
         "prompt_name": row["prompt_name"],
         "prompt_version": row["prompt_version"],
         "attributes": row["attributes"] if row["attributes"] is not None else {},
+    }
+
+
+def score_to_row(score: Score) -> Row:
+    """The `scores` row of a score."""
+    value = score.value
+    return {
+        "id": score.id,
+        "project": score.project,
+        "trace_id": score.trace_id,
+        "span_id": score.span_id,
+        "name": score.name,
+        "data_type": score.data_type,
+        "value_num": None if isinstance(value, str) else float(value),
+        "value_str": value if isinstance(value, str) else None,
+        "source": score.source,
+        "comment": score.comment,
+        "author": score.author,
+        "created_us": score.created_us,
+    }
+
+
+def score_row_to_api(row: Mapping[str, Any]) -> Row:
+    """The API form of a `scores` row."""
+    data_type = row["data_type"]
+    value: Any = row["value_str"] if data_type == "categorical" else row["value_num"]
+    if data_type == "boolean":
+        value = bool(value)
+    return {
+        "id": row["id"],
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "name": row["name"],
+        "value": value,
+        "data_type": data_type,
+        "source": row["source"],
+        "comment": row["comment"],
+        "author": row["author"],
+        "created_time": us_to_iso(row["created_us"]),
     }
 
 

@@ -1,70 +1,161 @@
-"""The SQL trace store: batched writes and keyset-paginated reads of traces and spans."""
+"""The SQL trace store: batched writes, merges of partial traces, and filtered reads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from controltower.domain.score import Score
 from controltower.domain.trace import TraceRecord
+from controltower.store import groups
+from controltower.store.bulk import BulkInsert
 from controltower.store.cursor import check_limit, decode_cursor, encode_cursor
+from controltower.store.filters import group_conditions, trace_conditions
+from controltower.store.merge import apply_totals, is_authoritative, merge_trace, provisional_name
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, build_metadata
 from controltower.store.serialize import (
     Row,
-    json_dumps,
     record_to_rows,
+    score_row_to_api,
+    score_to_row,
     span_row_to_api,
     trace_row_to_api,
 )
+from controltower.tracing.query import GroupFilter, TraceFilter
+
+_IN_CHUNK = 500  # ids per IN (...) list
+_TOTAL_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost")
 
 
 class SqlTraceStore:
-    """Traces and spans in SQLite or PostgreSQL; returns plain dicts in API form."""
+    """Traces, spans and scores in SQLite or PostgreSQL; returns plain dicts in API form."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._dialect = engine.dialect.name
         metadata = build_metadata()
         self._traces = metadata.tables["traces"]
         self._spans = metadata.tables["spans"]
-        self._insert_traces = _BulkInsert(self._traces, TRACE_JSON_COLUMNS, engine.dialect.name)
-        self._insert_spans = _BulkInsert(self._spans, SPAN_JSON_COLUMNS, engine.dialect.name)
+        self._scores = metadata.tables["scores"]
+        self._insert_traces = BulkInsert(self._traces, TRACE_JSON_COLUMNS, self._dialect)
+        self._upsert_traces = BulkInsert(
+            self._traces, TRACE_JSON_COLUMNS, self._dialect, upsert=True
+        )
+        self._insert_spans = BulkInsert(self._spans, SPAN_JSON_COLUMNS, self._dialect)
+        self._upsert_scores = BulkInsert(self._scores, (), self._dialect, upsert=True)
 
     @property
     def engine(self) -> Engine:
         """The engine the store runs on."""
         return self._engine
 
+    # -- writes -------------------------------------------------------------------------
+
     def write(self, records: Sequence[TraceRecord]) -> None:
-        """Insert a batch of traces and spans in one transaction; known ids are skipped."""
+        """Store a batch in one transaction: whole traces are inserted, pieces merged."""
         if not records:
             return
+        whole = [record for record in records if not record.partial]
+        pieces = [record for record in records if record.partial]
+        with self._engine.begin() as conn:
+            if whole:
+                self._insert_whole(conn, whole)
+            if pieces:
+                self._merge_pieces(conn, pieces)
+
+    def _insert_whole(self, conn: Connection, records: list[TraceRecord]) -> None:
         trace_rows: list[Row] = []
         span_rows: list[Row] = []
         for record in records:
             trace_row, spans = record_to_rows(record)
             trace_rows.append(trace_row)
             span_rows.extend(spans)
-        with self._engine.begin() as conn:
-            self._insert_traces.run(conn, trace_rows)
-            if span_rows:
-                self._insert_spans.run(conn, span_rows)
+        self._insert_traces.run(conn, trace_rows)
+        if span_rows:
+            self._insert_spans.run(conn, span_rows)
+
+    def _merge_pieces(self, conn: Connection, records: list[TraceRecord]) -> None:
+        by_trace: dict[str, list[tuple[Row, bool]]] = {}
+        span_rows: list[Row] = []
+        for record in records:
+            trace_row, spans = record_to_rows(record)
+            trace_row["name"] = provisional_name(record)
+            by_trace.setdefault(trace_row["id"], []).append((trace_row, is_authoritative(record)))
+            span_rows.extend(spans)
+        if span_rows:
+            self._insert_spans.run(conn, span_rows)
+        ids = list(by_trace)
+        stored = self._stored_traces(conn, ids)
+        totals = self._totals(conn, ids)
+        merged_rows: list[Row] = []
+        for trace_id, pieces in by_trace.items():
+            merged: Row | None = stored.get(trace_id)
+            for row, authoritative in pieces:
+                merged = merge_trace(merged, row, authoritative)
+            assert merged is not None
+            apply_totals(merged, totals.get(trace_id))
+            merged_rows.append(merged)
+        self._upsert_traces.run(conn, merged_rows)
+
+    def _stored_traces(self, conn: Connection, ids: list[str]) -> dict[str, Row]:
+        t = self._traces
+        found: dict[str, Row] = {}
+        for chunk in _chunks(ids):
+            query = sa.select(t).where(t.c.id.in_(chunk))
+            if self._dialect == "postgresql":
+                query = query.with_for_update()  # replicas merging into the same trace
+            for row in conn.execute(query):
+                found[row.id] = _row(row, t)
+        return found
+
+    def _totals(self, conn: Connection, ids: list[str]) -> dict[str, Row]:
+        """Token and cost sums of the counted generation spans of each trace."""
+        s = self._spans
+        parent = s.alias("parent")
+        joined = s.outerjoin(
+            parent, (parent.c.trace_id == s.c.trace_id) & (parent.c.id == s.c.parent_id)
+        )
+        totals: dict[str, Row] = {}
+        for chunk in _chunks(ids):
+            query = (
+                sa.select(s.c.trace_id, *(sa.func.sum(s.c[key]).label(key) for key in _TOTAL_KEYS))
+                .select_from(joined)
+                .where(
+                    s.c.trace_id.in_(chunk),
+                    s.c.kind == "generation",
+                    sa.or_(parent.c.kind.is_(None), parent.c.kind != "generation"),
+                )
+                .group_by(s.c.trace_id)
+            )
+            for row in conn.execute(query):
+                totals[row.trace_id] = {key: getattr(row, key) for key in _TOTAL_KEYS}
+        return totals
+
+    def write_scores(self, scores: Sequence[Score]) -> None:
+        """Store scores; a score id seen before replaces the earlier score."""
+        if scores:
+            with self._engine.begin() as conn:
+                self._upsert_scores.run(conn, [score_to_row(score) for score in scores])
+
+    # -- reads --------------------------------------------------------------------------
 
     def list_traces(
-        self, limit: int = 50, cursor: str | None = None, project: str | None = None
+        self, limit: int = 50, cursor: str | None = None, where: TraceFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of traces, newest first, and the cursor of the next page (None at the end)."""
         check_limit(limit)
         t = self._traces
         query = sa.select(t).order_by(t.c.start_us.desc(), t.c.id.desc()).limit(limit + 1)
-        if project is not None:
-            query = query.where(t.c.project == project)
+        if where is not None:
+            query = query.where(*trace_conditions(t, where, self._dialect))
         if cursor is not None:
             start_us, trace_id = decode_cursor(cursor)
             query = query.where(sa.tuple_(t.c.start_us, t.c.id) < sa.tuple_(start_us, trace_id))
         with self._engine.connect() as conn:
-            rows = [self._row(r, t) for r in conn.execute(query)]
+            rows = [_row(r, t) for r in conn.execute(query)]
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -72,17 +163,111 @@ class SqlTraceStore:
         return [trace_row_to_api(row) for row in rows], next_cursor
 
     def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace with its spans ordered by start time, or None when it is unknown."""
+        """The trace with its spans ordered by start time and its scores, or None."""
         t, s = self._traces, self._spans
         span_query = sa.select(s).where(s.c.trace_id == trace_id).order_by(s.c.start_us, s.c.id)
         with self._engine.connect() as conn:
             found = conn.execute(sa.select(t).where(t.c.id == trace_id)).first()
             if found is None:
                 return None
-            spans = [self._row(r, s) for r in conn.execute(span_query)]
-        trace = trace_row_to_api(self._row(found, t))
+            spans = [_row(r, s) for r in conn.execute(span_query)]
+            scores = self._scores_of(conn, trace_id=trace_id, limit=1000)
+        trace = trace_row_to_api(_row(found, t))
         trace["spans"] = [span_row_to_api(row) for row in spans]
+        trace["scores"] = scores
         return trace
+
+    def get_span(self, trace_id: str, span_id: str) -> dict[str, Any] | None:
+        """One span in API form, or None."""
+        s = self._spans
+        query = sa.select(s).where(s.c.trace_id == trace_id, s.c.id == span_id)
+        with self._engine.connect() as conn:
+            found = conn.execute(query).first()
+        return None if found is None else span_row_to_api(_row(found, s))
+
+    def list_scores(
+        self, trace_id: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Scores newest first, of one trace and/or one name."""
+        check_limit(limit)
+        with self._engine.connect() as conn:
+            return self._scores_of(conn, trace_id=trace_id, name=name, limit=limit)
+
+    def _scores_of(
+        self, conn: Connection, *, trace_id: str | None, limit: int, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        c = self._scores
+        query = sa.select(c).order_by(c.c.created_us.desc(), c.c.id).limit(limit)
+        if trace_id is not None:
+            query = query.where(c.c.trace_id == trace_id)
+        if name is not None:
+            query = query.where(c.c.name == name)
+        return [score_row_to_api(_row(r, c)) for r in conn.execute(query)]
+
+    def list_sessions(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Sessions, most recently active first, with their trace count and totals."""
+        t = self._traces
+        conds = group_conditions(t, where or GroupFilter())
+        with self._engine.connect() as conn:
+            return groups.group_page(conn, t, t.c.session_id, conds, limit, cursor)
+
+    def get_session(self, session_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """A session's totals and its traces (oldest first, at most 1,000), or None."""
+        t = self._traces
+        with self._engine.connect() as conn:
+            summary = groups.group_summary(conn, t, t.c.session_id, session_id, project)
+            if summary is None:
+                return None
+            query = sa.select(t).where(t.c.session_id == session_id)
+            if project is not None:
+                query = query.where(t.c.project == project)
+            query = query.order_by(t.c.start_us, t.c.id).limit(1000)
+            summary["traces"] = [trace_row_to_api(_row(r, t)) for r in conn.execute(query)]
+        return summary
+
+    def list_users(
+        self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Users, most recently active first, with their traces, tokens and cost."""
+        t = self._traces
+        conds = group_conditions(t, where or GroupFilter())
+        with self._engine.connect() as conn:
+            return groups.group_page(conn, t, t.c.user_id, conds, limit, cursor)
+
+    def get_user(self, user_id: str, project: str | None = None) -> dict[str, Any] | None:
+        """One user's totals (traces, sessions, tokens, cost, first and last seen), or None."""
+        t = self._traces
+        with self._engine.connect() as conn:
+            return groups.group_summary(conn, t, t.c.user_id, user_id, project)
+
+    # -- deletion -----------------------------------------------------------------------
+
+    def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
+        """Delete every trace, span and score of a user; the counts of what was deleted."""
+        t = self._traces
+        conds = [t.c.user_id == user_id]
+        if project is not None:
+            conds.append(t.c.project == project)
+        return self._delete_traces(conds)
+
+    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
+        """Delete traces that started before the cutoff, with their spans and scores."""
+        t = self._traces
+        conds = [t.c.start_us < cutoff_us]
+        if project is not None:
+            conds.append(t.c.project == project)
+        return self._delete_traces(conds)
+
+    def _delete_traces(self, conds: list[Any]) -> dict[str, int]:
+        t, s, c = self._traces, self._spans, self._scores
+        ids = sa.select(t.c.id).where(*conds).scalar_subquery()
+        with self._engine.begin() as conn:
+            scores = conn.execute(sa.delete(c).where(c.c.trace_id.in_(ids))).rowcount
+            spans = conn.execute(sa.delete(s).where(s.c.trace_id.in_(ids))).rowcount
+            traces = conn.execute(sa.delete(t).where(*conds)).rowcount
+        return {"traces": traces, "spans": spans, "scores": scores}
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""
@@ -93,60 +278,12 @@ class SqlTraceStore:
         """Close the engine's pooled connections."""
         self._engine.dispose()
 
-    @staticmethod
-    def _row(row: sa.Row[Any], table: sa.Table) -> Row:
-        mapping = row._mapping
-        return {column.key: mapping[column] for column in table.c}
+
+def _row(row: sa.Row[Any], table: sa.Table) -> Row:
+    mapping = row._mapping
+    return {column.key: mapping[column] for column in table.c}
 
 
-class _BulkInsert:
-    """A multi-row INSERT that skips known ids, bound straight to the driver.
-
-    The trace writer runs it in the gateway's process. One statement per chunk of rows
-    (instead of executemany, which steps once per row) lets the driver release the GIL
-    once per chunk, not once per row, and skipping SQLAlchemy's per-row bind processing
-    cuts the CPU the writer takes from the event loop several times over.
-    """
-
-    CHUNK = 128  # rows per statement: 26 columns x 128 stays far below parameter limits
-
-    def __init__(self, table: sa.Table, json_columns: Sequence[str], dialect: str) -> None:
-        self.keys = [c.key for c in table.c]
-        self._json = [i for i, key in enumerate(self.keys) if key in set(json_columns)]
-        names = ", ".join(f'"{c.name}"' for c in table.c)
-        mark = "?" if dialect == "sqlite" else "%s"  # sqlite3: qmark; psycopg: format
-        self._row_marks = "(" + ", ".join(mark for _ in self.keys) + ")"
-        if dialect == "sqlite":
-            self._head, self._tail = f"INSERT OR IGNORE INTO {table.name} ({names}) VALUES ", ""
-        else:
-            self._head = f"INSERT INTO {table.name} ({names}) VALUES "
-            self._tail = " ON CONFLICT DO NOTHING"
-        self._sql: dict[int, str] = {}
-
-    def run(self, conn: Connection, rows: Sequence[Row]) -> None:
-        """Insert rows (dicts in column order, as serialize.py builds them)."""
-        start = 0
-        while start < len(rows):
-            # chunks of power-of-two sizes: at most 8 distinct statements for the driver
-            # to prepare and cache, however the batches vary (each one is large)
-            size = 1 << (min(len(rows) - start, self.CHUNK).bit_length() - 1)
-            chunk = rows[start : start + size]
-            conn.exec_driver_sql(self._statement(size), tuple(self._flatten(chunk)))
-            start += size
-
-    def _statement(self, n: int) -> str:
-        sql = self._sql.get(n)
-        if sql is None:
-            sql = self._sql[n] = self._head + ", ".join([self._row_marks] * n) + self._tail
-        return sql
-
-    def _flatten(self, rows: Sequence[Row]) -> list[Any]:
-        json_indexes = self._json
-        flat: list[Any] = []
-        for row in rows:
-            values = list(row.values())
-            for i in json_indexes:
-                if values[i] is not None:
-                    values[i] = json_dumps(values[i])
-            flat.extend(values)
-        return flat
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controltower.errors import InvalidRequest
+
 
 @dataclass(slots=True, frozen=True)
 class TraceFilter:
@@ -23,6 +25,13 @@ class TraceFilter:
     min_cost: float | None = None
     min_latency_ms: float | None = None
     text: str | None = None  # a substring of its input or output, any case
+
+    def __post_init__(self) -> None:
+        for key, _ in self.metadata:
+            if not key:
+                raise InvalidRequest(
+                    "a metadata filter needs a key, as key or key=value", param="metadata"
+                )
 
 
 @dataclass(slots=True, frozen=True)

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from controltower.tracing import ObservabilityStore
+from controltower.web.group_pages import group_routes
+from controltower.web.login import KeyCheck, login_routes
+from controltower.web.render import STATIC_DIR, make_environment
+from controltower.web.trace_pages import trace_routes
+from controltower.web.views import COOKIE_NAME, Renderer
 
-__all__ = ["web_routes"]
+__all__ = ["COOKIE_NAME", "KeyCheck", "web_routes"]
 
 
-def web_routes(store: ObservabilityStore) -> list[BaseRoute]:
-    """The UI's pages and static files."""
-    return []
+def web_routes(store: ObservabilityStore, check_key: KeyCheck | None = None) -> list[BaseRoute]:
+    """The UI's pages and static files; `check_key` lets `/login` refuse a wrong key."""
+    renderer = Renderer(make_environment())
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/traces", status_code=307)
+
+    return [
+        Route("/", home),
+        *trace_routes(store, renderer),
+        *group_routes(store, renderer),
+        *login_routes(renderer, check_key),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]

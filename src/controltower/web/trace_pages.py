@@ -1,0 +1,106 @@
+"""The trace list (`/traces`) and the trace page (`/traces/{id}`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from controltower.domain import now_us
+from controltower.errors import InvalidRequest
+from controltower.tracing import ObservabilityStore
+from controltower.web.filters import TRACE_FILTER_PARAMS, page_size, trace_filter
+from controltower.web.tree import ROW_COLUMNS, span_tree
+from controltower.web.views import Renderer, guarded, read
+
+# score badges shown per trace in the list
+LIST_SCORES_PER_TRACE = 5
+
+
+def trace_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRoute]:
+    """The routes of the trace list and the trace page."""
+
+    async def trace_list(request: Request) -> Response:
+        params = dict(request.query_params)
+        try:
+            where = trace_filter(params, now_us())
+            limit = page_size(params)
+            traces, next_cursor = await read(
+                store.list_traces, limit=limit, cursor=params.get("cursor") or None, where=where
+            )
+            scores = await read(_scores_by_trace, store, [trace["id"] for trace in traces])
+        except InvalidRequest as exc:
+            return renderer.page(
+                request, "traces.html", 400, **_list_context(params, [], None, {}, exc.message)
+            )
+        context = _list_context(params, traces, next_cursor, scores, None)
+        return renderer.page(request, "traces.html", **context)
+
+    async def trace_page(request: Request) -> Response:
+        trace_id = request.path_params["trace_id"]
+        found = await read(_trace_view, store, trace_id)
+        if found is None:
+            return renderer.not_found(request, f"There is no trace with id {trace_id!r}.")
+        return renderer.page(request, "trace.html", section="traces", **found)
+
+    return [
+        Route("/traces", guarded(renderer, trace_list)),
+        Route("/traces/{trace_id}", guarded(renderer, trace_page)),
+    ]
+
+
+def _list_context(
+    params: dict[str, str],
+    traces: list[dict[str, Any]],
+    next_cursor: str | None,
+    scores: dict[str, list[dict[str, Any]]],
+    error: str | None,
+) -> dict[str, Any]:
+    active = {name: params[name] for name in TRACE_FILTER_PARAMS if params.get(name, "").strip()}
+    return {
+        "section": "traces",
+        "params": params,
+        "active": active,
+        "traces": traces,
+        "scores": scores,
+        "next_cursor": next_cursor,
+        "error": error,
+    }
+
+
+def _scores_by_trace(
+    store: ObservabilityStore, trace_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    # one small indexed query per listed trace, all in one trip to the thread pool
+    return {
+        trace_id: store.list_scores(trace_id=trace_id, limit=LIST_SCORES_PER_TRACE)
+        for trace_id in trace_ids
+    }
+
+
+def _trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | None:
+    # The page carries the span tree as compact rows and no span inputs or outputs: the
+    # script fetches one span's payloads when it is selected, so MBs of text stay server-side.
+    trace = store.get_trace(trace_id)
+    if trace is None:
+        return None
+    spans = trace.pop("spans", None) or []
+    scores = trace.pop("scores", None) or []
+    tree = span_tree(trace, spans)
+    known_names = sorted({score["name"] for score in store.list_scores(limit=200)})
+    data = {
+        "trace": trace,
+        "columns": ROW_COLUMNS,
+        "rows": tree.rows,
+        "duration_ms": tree.duration_ms,
+        "scores": scores,
+    }
+    return {
+        "trace": trace,
+        "tree": tree,
+        "scores": scores,
+        "score_names": known_names,
+        "data": data,
+    }
