@@ -92,6 +92,10 @@ def test_master_key_is_required_when_set() -> None:
         assert client(gw, "sk-master").chat.completions.create(model="broken", messages=MESSAGES)
         assert httpx.get(f"{gw.url}/api/traces").status_code == 401
         assert httpx.get(f"{gw.url}/health").status_code == 200
+        # the web UI's login cookie stands in for the header
+        good, bad = {"controltower_key": "sk-master"}, {"controltower_key": "sk-wrong"}
+        assert httpx.get(f"{gw.url}/api/traces", cookies=good).status_code == 200
+        assert httpx.get(f"{gw.url}/api/traces", cookies=bad).status_code == 401
 
 
 def test_rate_limit_is_429_with_retry_after() -> None:

@@ -42,6 +42,9 @@ class Caller:
     session_id: str | None = None
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # W3C trace context of a caller that traces too (the SDK): continue its trace
+    trace_id: str | None = None
+    parent_span_id: str | None = None
 
 
 class Gateway:
@@ -189,6 +192,7 @@ class _Call:
         root = Span(
             id=self.trace.parent_id,
             trace_id=self.trace.trace_id,
+            parent_id=caller.parent_span_id,
             kind=self.kind,
             name=f"{'chat' if self.kind == 'generation' else 'embeddings'} {body.get('model')}",
             start_us=self.start_us,
@@ -220,10 +224,12 @@ class _Call:
             output=output,
             status=root.status,
         )
+        # inside a caller's trace, this call is one piece of it, merged into the rest
+        partial = caller.parent_span_id is not None
         attempts = self.trace.spans
         if len(attempts) == 1 and attempts[0].status == "ok":
-            return TraceRecord(trace, [root])  # the root span already says all of it
-        return TraceRecord(trace, [root, *attempts])
+            return TraceRecord(trace, [root], partial=partial)  # the root span says it all
+        return TraceRecord(trace, [root, *attempts], partial=partial)
 
 
 def _fill_from_stream(summary: StreamSummary, record: TraceRecord) -> None:

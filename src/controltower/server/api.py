@@ -1,34 +1,34 @@
-"""The admin and read API (`/api/...`, `/health`, `/metrics`) on Starlette."""
+"""The admin and read API (`/api/...`, `/health`, `/metrics`, `/openapi.json`) on Starlette."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.schemas import SchemaGenerator
 
-from controltower.errors import APIError, InvalidRequest, NotFound
-from controltower.tracing import TraceReader, TraceWriter
+from controltower import __version__
+from controltower.errors import APIError, NotFound
+from controltower.server.query_routes import QueryRoutes, json_response
+from controltower.tracing import ObservabilityStore, TraceWriter
 
-
-class _JSON(JSONResponse):
-    """JSON responses encoded with orjson (traces hold large payloads)."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+_SCHEMA = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "controltower API", "version": __version__},
+    }
+)
 
 
 def build_api(
-    reader: TraceReader, writer: TraceWriter, extra_routes: list[BaseRoute] | None = None
+    store: ObservabilityStore, writer: TraceWriter, extra_routes: list[BaseRoute] | None = None
 ) -> Starlette:
     """The Starlette app behind every route that is not on the proxy's hot path."""
 
     async def health(request: Request) -> Response:
-        return _JSON({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def metrics(request: Request) -> Response:
         stats = writer.stats
@@ -46,43 +46,29 @@ def build_api(
         ]
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
-    async def list_traces(request: Request) -> Response:
-        limit = _int(request.query_params.get("limit"), "limit", 50)
-        cursor = request.query_params.get("cursor") or None
-        data, next_cursor = await run_in_threadpool(reader.list_traces, limit, cursor)
-        return _JSON({"data": data, "next_cursor": next_cursor})
-
-    async def get_trace(request: Request) -> Response:
-        trace_id = request.path_params["trace_id"]
-        trace = await run_in_threadpool(reader.get_trace, trace_id)
-        if trace is None:
-            raise NotFound(f"No trace with id {trace_id!r}", param="trace_id")
-        return _JSON(trace)
+    async def openapi(request: Request) -> Response:
+        schema = _SCHEMA.get_schema(routes=app.routes)
+        # YAML reads status codes as integers; OpenAPI wants them as strings
+        body = orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS)
+        return Response(body, media_type="application/json")
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
-        return Response(exc.body(), status_code=exc.status, media_type="application/json")
+        headers = {k.decode(): v.decode() for k, v in exc.headers()}
+        return Response(
+            exc.body(), status_code=exc.status, media_type="application/json", headers=headers
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         error = NotFound(f"No route {request.method} {request.url.path}")
         return Response(error.body(), status_code=404, media_type="application/json")
 
-    routes = [
-        Route("/health", health),
-        Route("/metrics", metrics),
-        Route("/api/traces", list_traces),
-        Route("/api/traces/{trace_id}", get_trace),
+    routes: list[BaseRoute] = [
+        Route("/health", health, include_in_schema=False),
+        Route("/metrics", metrics, include_in_schema=False),
+        Route("/openapi.json", openapi, include_in_schema=False),
+        *QueryRoutes(store).routes(),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes, exception_handlers={APIError: api_error, 404: not_found})
-
-
-def _int(value: str | None, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"`{name}` must be a whole number, got {value!r}", param=name
-        ) from None
+    app = Starlette(routes=routes, exception_handlers={APIError: api_error, 404: not_found})
+    return app

@@ -15,7 +15,12 @@ from controltower.server.auth import MasterKeyAuth
 from controltower.server.ingest_routes import ingest_routes
 from controltower.server.openai_routes import OpenAIRoutes
 from controltower.settings import Settings
-from controltower.tracing import ObservabilityStore, TraceWriter
+from controltower.tracing import (
+    ObservabilityStore,
+    RetentionPolicy,
+    RetentionSweeper,
+    TraceWriter,
+)
 from controltower.web import web_routes
 
 log = logging.getLogger("controltower.server")
@@ -59,6 +64,9 @@ class GatewayApp:
             *web_routes(store),
         ]
         self._api = build_api(store, self.writer, extra)
+        retention = settings.retention
+        policy = RetentionPolicy(retention.days, dict(retention.projects))
+        self.retention = RetentionSweeper(store, policy, retention.interval_s)
         self._on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,9 +90,11 @@ class GatewayApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.writer.start()
+                self.retention.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.gateway.aclose()
+                self.retention.stop()
                 self.writer.shutdown()
                 if self._on_shutdown is not None:
                     self._on_shutdown()

@@ -45,14 +45,16 @@ class OpenAIRoutes:
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one chat completion, whole or streamed."""
         trace_id = new_trace_id()
-        trace_header = [(TRACE_HEADER, trace_id.encode())]
         try:
+            caller = caller_from(scope)
+            trace_id = caller.trace_id or trace_id
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_chat(body)
-            result = await self.gateway.chat(body, caller_from(scope), trace_id)
+            result = await self.gateway.chat(body, caller, trace_id)
         except APIError as exc:
-            await send_error(send, exc, trace_header)
+            await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
             return
+        trace_header = [(TRACE_HEADER, trace_id.encode())]
         if isinstance(result, ChatCompletion):
             await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
             return
@@ -61,14 +63,16 @@ class OpenAIRoutes:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one embeddings request."""
         trace_id = new_trace_id()
-        trace_header = [(TRACE_HEADER, trace_id.encode())]
         try:
+            caller = caller_from(scope)
+            trace_id = caller.trace_id or trace_id
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_embeddings(body)
-            result = await self.gateway.embed(body, caller_from(scope), trace_id)
+            result = await self.gateway.embed(body, caller, trace_id)
         except APIError as exc:
-            await send_error(send, exc, trace_header)
+            await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
             return
+        trace_header = [(TRACE_HEADER, trace_id.encode())]
         await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:

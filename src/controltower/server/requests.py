@@ -15,7 +15,9 @@ _CALLER_HEADERS = {
     b"x-controltower-session": "session_id",
     b"x-controltower-tags": "tags",
     b"x-controltower-metadata": "metadata",
+    b"traceparent": "traceparent",
 }
+_HEX = frozenset("0123456789abcdef")
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
@@ -68,20 +70,36 @@ def check_embeddings(body: dict[str, Any]) -> None:
 
 
 def caller_from(scope: Scope) -> Caller:
-    """User, session, tags and metadata from the x-controltower-* headers."""
+    """User, session, tags and metadata from the x-controltower-* headers, and traceparent."""
     caller = Caller()
     for name, value in scope["headers"]:
         field = _CALLER_HEADERS.get(name)
         if field is None:
             continue
         text = value.decode("utf-8", "replace")
-        if field == "tags":
+        if field == "traceparent":
+            _continue_trace(caller, text)
+        elif field == "tags":
             caller.tags = [t.strip() for t in text.split(",") if t.strip()]
         elif field == "metadata":
             caller.metadata = _metadata(text)
         else:
             setattr(caller, field, text)
     return caller
+
+
+def _continue_trace(caller: Caller, text: str) -> None:
+    # W3C trace context: version-traceid-parentid-flags; a malformed header is ignored
+    # (the call starts a trace of its own), as the specification asks
+    parts = text.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return
+    trace_id, span_id = parts[1], parts[2]
+    if not (set(trace_id) <= _HEX and set(span_id) <= _HEX) or parts[0] == "ff":
+        return
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return
+    caller.trace_id, caller.parent_span_id = trace_id, span_id
 
 
 def _metadata(text: str) -> dict[str, Any]:

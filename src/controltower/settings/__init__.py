@@ -7,6 +7,7 @@ from controltower.settings.model import (
     MockToolCall,
     ModelAlias,
     PriceOverride,
+    Retention,
     Settings,
     demo_settings,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "MockToolCall",
     "ModelAlias",
     "PriceOverride",
+    "Retention",
     "Settings",
     "demo_settings",
     "load_settings",

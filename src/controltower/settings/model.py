@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -89,6 +89,14 @@ class ModelAlias(_Strict):
     failure_threshold: int = Field(default=3, ge=1)
 
 
+class Retention(_Strict):
+    """How long traces are kept: days for every project, and per-project overrides."""
+
+    days: int | None = Field(default=None, gt=0)
+    projects: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    interval_s: float = Field(default=3600.0, gt=0)
+
+
 class Settings(_Strict):
     """Everything the gateway needs to start."""
 
@@ -102,6 +110,7 @@ class Settings(_Strict):
     backoff_base_s: float = Field(default=0.25, ge=0)
     backoff_max_s: float = Field(default=8.0, ge=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
+    retention: Retention = Field(default_factory=lambda: Retention())
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

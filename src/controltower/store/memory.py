@@ -137,10 +137,16 @@ class InMemoryStore:
             lambda row: row["user_id"] == user_id and project in (None, row["project"])
         )
 
-    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
-        """Delete traces that started before the cutoff, with their spans and scores."""
+    def delete_before(
+        self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()
+    ) -> dict[str, int]:
+        """Delete traces started before the cutoff (of one project, or of all but some)."""
         return self._delete(
-            lambda row: row["start_us"] < cutoff_us and project in (None, row["project"])
+            lambda row: (
+                row["start_us"] < cutoff_us
+                and project in (None, row["project"])
+                and row["project"] not in keep_projects
+            )
         )
 
     def ping(self) -> None:

@@ -252,12 +252,16 @@ class SqlTraceStore:
             conds.append(t.c.project == project)
         return self._delete_traces(conds)
 
-    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
-        """Delete traces that started before the cutoff, with their spans and scores."""
+    def delete_before(
+        self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()
+    ) -> dict[str, int]:
+        """Delete traces started before the cutoff (of one project, or of all but some)."""
         t = self._traces
         conds = [t.c.start_us < cutoff_us]
         if project is not None:
             conds.append(t.c.project == project)
+        if keep_projects:
+            conds.append(t.c.project.not_in(keep_projects))
         return self._delete_traces(conds)
 
     def _delete_traces(self, conds: list[Any]) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """Recording traces without ever slowing or failing the caller."""
 
 from controltower.tracing.query import GroupFilter, TraceFilter
+from controltower.tracing.retention import RetentionPolicy, RetentionSweeper
 from controltower.tracing.sink import (
     InMemorySink,
     ObservabilityStore,
@@ -14,6 +15,8 @@ __all__ = [
     "GroupFilter",
     "InMemorySink",
     "ObservabilityStore",
+    "RetentionPolicy",
+    "RetentionSweeper",
     "TraceFilter",
     "TraceReader",
     "TraceSink",

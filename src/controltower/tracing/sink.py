@@ -98,6 +98,8 @@ class ObservabilityStore(TraceStore, Protocol):
         """Delete every trace, span and score of a user; the counts of what was deleted."""
         ...
 
-    def delete_before(self, cutoff_us: int, project: str | None = None) -> dict[str, int]:
-        """Delete traces that started before the cutoff, with their spans and scores."""
+    def delete_before(
+        self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()
+    ) -> dict[str, int]:
+        """Delete traces started before the cutoff (of one project, or of all but some)."""
         ...
