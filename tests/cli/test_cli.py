@@ -191,3 +191,24 @@ def test_serve_on_postgresql(postgres_url: str) -> None:
     finally:
         store.close()
     assert trace is not None and trace["output"]["content"] == "to postgres"
+
+
+def test_filter_traces_delete_a_user_and_apply_retention(tmp_path: Path) -> None:
+    from tests.store.records import make_record
+
+    db = f"sqlite:///{tmp_path / 'ct.db'}"
+    store = open_store(db)
+    records = [make_record(n) for n in range(3)]
+    records[0].trace.user_id = "ann"
+    store.write(records)
+    store.close()
+    env = {"CONTROLTOWER_DATABASE_URL": db}
+    listed = run("traces", "list", "--user", "ann", "--json", env=env)
+    assert [t["user_id"] for t in orjson.loads(listed.stdout)["data"]] == ["ann"]
+    bad = run("traces", "list", "--since", "yesterday-ish", env=env)
+    assert bad.returncode == 2 and "since must be an ISO date" in bad.stderr
+    deleted = run("users", "delete", "ann", "--yes", env=env)
+    assert orjson.loads(deleted.stdout)["deleted"] == {"traces": 1, "spans": 2, "scores": 0}
+    (tmp_path / "keep.yaml").write_text("retention: {days: 30}\n")
+    swept = run("retention", "run", "-c", str(tmp_path / "keep.yaml"), env=env)
+    assert orjson.loads(swept.stdout)["deleted"]["traces"] == 2  # made in 2023

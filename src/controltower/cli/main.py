@@ -1,4 +1,4 @@
-"""Commands: serve, config check, db upgrade, traces list|show."""
+"""Commands: serve, config check, db upgrade, traces list|show, users delete, retention run."""
 
 from __future__ import annotations
 
@@ -108,14 +108,33 @@ def traces() -> None:
 @click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--cursor", default=None)
+@click.option("--since", help="ISO time, or a time ago: 30m, 24h, 7d")
+@click.option("--until", help="ISO time, or a time ago")
+@click.option("--name", help="trace name")
+@click.option("--user", help="user id")
+@click.option("--session", help="session id")
+@click.option("--model", help="model of a generation in the trace")
+@click.option("--status", type=click.Choice(["ok", "error"]))
+@click.option("--tags", help="comma-separated; all must be present")
+@click.option("--metadata", help="key or key=value, comma-separated")
+@click.option("--min-cost", help="USD")
+@click.option("--min-latency", help="ms, or a duration like 2s")
+@click.option("--search", "q", help="text in the input or output")
+@click.option("--project")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def traces_list(config: str | None, limit: int, cursor: str | None, as_json: bool) -> None:
-    """List traces, newest first."""
+def traces_list(
+    config: str | None, limit: int, cursor: str | None, as_json: bool, **filters: str | None
+) -> None:
+    """List traces, newest first, filtered like the API and the web UI."""
     from controltower.cli.render import trace_table
+    from controltower.domain import now_us
+    from controltower.web.filters import trace_filter
 
+    params = {key: value for key, value in filters.items() if value is not None}
     store = _store(config)
     try:
-        data, next_cursor = store.list_traces(limit, cursor)
+        where = trace_filter(params, now_us())
+        data, next_cursor = store.list_traces(limit, cursor, where)
     except ControlTowerError as exc:
         _fail(exc)
     finally:
@@ -146,6 +165,50 @@ def traces_show(trace_id: str, config: str | None, as_json: bool) -> None:
         click.echo(orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode())
         return
     trace_tree(trace)
+
+
+@main.group()
+def users() -> None:
+    """End users' data."""
+
+
+@users.command("delete")
+@click.argument("user_id")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--project", default=None, help="only this project's traces")
+@click.confirmation_option(prompt="Delete every trace, span and score of this user?")
+def users_delete(user_id: str, config: str | None, project: str | None) -> None:
+    """Delete all data of USER_ID (for a GDPR erasure request) and print the counts."""
+    store = _store(config)
+    try:
+        deleted = store.delete_user_data(user_id, project)
+    finally:
+        store.close()
+    click.echo(orjson.dumps({"user_id": user_id, "deleted": deleted}).decode())
+
+
+@main.group()
+def retention() -> None:
+    """Apply the retention periods of the config."""
+
+
+@retention.command("run")
+@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+def retention_run(config: str | None) -> None:
+    """Delete now what is past its retention period, and print the counts."""
+    from controltower.tracing import RetentionPolicy
+
+    settings = load(config)
+    policy = RetentionPolicy(settings.retention.days, dict(settings.retention.projects))
+    if not policy.active:
+        click.echo("no retention period is configured: nothing to delete")
+        return
+    store = _store(config)
+    try:
+        deleted = policy.sweep(store)
+    finally:
+        store.close()
+    click.echo(orjson.dumps({"deleted": deleted}).decode())
 
 
 def _database_url(config: str | None) -> str:
