@@ -10,8 +10,8 @@ from controltower.errors import APIError
 from controltower.gateway import Gateway
 from controltower.gateway.service import ProviderFactory
 from controltower.server.api import build_api
-from controltower.server.asgi import Receive, Scope, Send, send_error
-from controltower.server.auth import MasterKeyAuth
+from controltower.server.asgi import Receive, Scope, Send, send_bytes, send_error
+from controltower.server.auth import MasterKeyAuth, login_location, wants_page
 from controltower.server.ingest_routes import ingest_routes
 from controltower.server.openai_routes import OpenAIRoutes
 from controltower.settings import Settings
@@ -61,7 +61,7 @@ class GatewayApp:
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
         extra = [
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
-            *web_routes(store),
+            *web_routes(store, check_key=self.auth.accepts),
         ]
         self._api = build_api(store, self.writer, extra)
         retention = settings.retention
@@ -77,7 +77,10 @@ class GatewayApp:
             try:
                 self.auth.check(scope)
             except APIError as exc:
-                await send_error(send, exc)
+                if wants_page(scope):
+                    await send_bytes(send, 303, b"", [(b"location", login_location(scope))])
+                else:
+                    await send_error(send, exc)
                 return
             await (handler or self._api)(scope, receive, send)
         elif kind == "lifespan":

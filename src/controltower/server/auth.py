@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import quote
 
 from controltower.errors import Unauthorized
 from controltower.server.asgi import Scope, header
 
-PUBLIC_PATHS = frozenset({"/health", "/login"})
+PUBLIC_PATHS = frozenset({"/health", "/login", "/logout"})
 PUBLIC_PREFIXES = ("/static/",)
 COOKIE = b"controltower_key"
 
@@ -27,6 +28,10 @@ class MasterKeyAuth:
     def enabled(self) -> bool:
         """Whether requests need the key."""
         return self._expected is not None
+
+    def accepts(self, key: str) -> bool:
+        """Whether `key` is the master key (always true when none is set)."""
+        return self._expected is None or hmac.compare_digest(key.encode(), self._key)
 
     def check(self, scope: Scope) -> None:
         """Raise Unauthorized when the request lacks the key."""
@@ -53,3 +58,17 @@ def _cookie(raw: bytes | None) -> bytes | None:
         if name == COOKIE:
             return value
     return None
+
+
+def wants_page(scope: Scope) -> bool:
+    """Whether a request is a browser asking for a UI page (sent to log in, not a 401)."""
+    if scope["method"] != "GET" or scope["path"].startswith(("/api/", "/v1/")):
+        return False
+    return b"text/html" in (header(scope, b"accept") or b"")
+
+
+def login_location(scope: Scope) -> bytes:
+    """The login page's URL, coming back to the page that was asked for."""
+    query = scope["query_string"].decode("latin-1")
+    target = scope["path"] + ("?" + query if query else "")
+    return ("/login?next=" + quote(target, safe="")).encode()

@@ -70,8 +70,8 @@ class InMemoryStore:
         page, next_cursor = q.page([row for row in rows if match(row)], limit, cursor)
         return [trace_row_to_api(row) for row in page], next_cursor
 
-    def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace with its spans ordered by start time and its scores, or None."""
+    def get_trace(self, trace_id: str, span_io: bool = True) -> dict[str, Any] | None:
+        """The trace with its spans and scores (spans without input/output unless span_io)."""
         with self._lock:
             row = self._traces.get(trace_id)
             if row is None:
@@ -80,6 +80,9 @@ class InMemoryStore:
         spans.sort(key=lambda span: (span["start_us"], span["id"]))
         trace = trace_row_to_api(_copy(row, TRACE_JSON_COLUMNS))
         trace["spans"] = [span_row_to_api(_copy(span, SPAN_JSON_COLUMNS)) for span in spans]
+        if not span_io:
+            for span in trace["spans"]:
+                span["input"] = span["output"] = None
         trace["scores"] = self.list_scores(trace_id=trace_id, limit=1000)
         return trace
 

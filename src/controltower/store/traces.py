@@ -162,15 +162,25 @@ class SqlTraceStore:
             next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"])
         return [trace_row_to_api(row) for row in rows], next_cursor
 
-    def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace with its spans ordered by start time and its scores, or None."""
+    def get_trace(self, trace_id: str, span_io: bool = True) -> dict[str, Any] | None:
+        """The trace with its spans ordered by start time and its scores, or None.
+
+        With span_io False the spans come without input and output (null), which keeps
+        megabytes of text off an outline of a large trace.
+        """
         t, s = self._traces, self._spans
-        span_query = sa.select(s).where(s.c.trace_id == trace_id).order_by(s.c.start_us, s.c.id)
+        columns = [
+            c if span_io or c.key not in ("input", "output") else sa.null().label(c.key)
+            for c in s.c
+        ]
+        span_query = (
+            sa.select(*columns).where(s.c.trace_id == trace_id).order_by(s.c.start_us, s.c.id)
+        )
         with self._engine.connect() as conn:
             found = conn.execute(sa.select(t).where(t.c.id == trace_id)).first()
             if found is None:
                 return None
-            spans = [_row(r, s) for r in conn.execute(span_query)]
+            spans = [dict(r._mapping) for r in conn.execute(span_query)]
             scores = self._scores_of(conn, trace_id=trace_id, limit=1000)
         trace = trace_row_to_api(_row(found, t))
         trace["spans"] = [span_row_to_api(row) for row in spans]

@@ -46,8 +46,9 @@ class TraceReader(Protocol):
         """One page of traces without spans, and the cursor of the next page."""
         ...
 
-    def get_trace(self, trace_id: str) -> dict[str, Any] | None:
-        """One trace with its `spans` and `scores`, or None."""
+    def get_trace(self, trace_id: str, span_io: bool = True) -> dict[str, Any] | None:
+        """One trace with its `spans` and `scores` (spans without input/output unless
+        span_io), or None."""
         ...
 
 

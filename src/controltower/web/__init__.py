@@ -25,7 +25,7 @@ def web_routes(store: ObservabilityStore, check_key: KeyCheck | None = None) -> 
         return RedirectResponse("/traces", status_code=307)
 
     return [
-        Route("/", home),
+        Route("/", home, include_in_schema=False),
         *trace_routes(store, renderer),
         *group_routes(store, renderer),
         *login_routes(renderer, check_key),

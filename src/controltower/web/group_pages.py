@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -54,14 +55,21 @@ def group_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRout
         return renderer.page(request, "user.html", section="users", **found)
 
     return [
-        Route("/sessions", guarded(renderer, session_list)),
-        Route("/sessions/{session_id:path}", guarded(renderer, session_page)),
-        Route("/users", guarded(renderer, user_list)),
-        Route("/users/{user_id:path}", guarded(renderer, user_page)),
+        Route("/sessions", guarded(renderer, session_list), include_in_schema=False),
+        Route(
+            "/sessions/{session_id:path}", guarded(renderer, session_page), include_in_schema=False
+        ),
+        Route("/users", guarded(renderer, user_list), include_in_schema=False),
+        Route("/users/{user_id:path}", guarded(renderer, user_page), include_in_schema=False),
     ]
 
 
-async def _group_list(request: Request, renderer: Renderer, lister: Any, section: str) -> Response:
+Lister = Callable[..., tuple[list[dict[str, Any]], str | None]]
+
+
+async def _group_list(
+    request: Request, renderer: Renderer, lister: Lister, section: str
+) -> Response:
     params = dict(request.query_params)
     context: dict[str, Any] = {"section": section, "params": params, "error": None}
     context["active"] = {

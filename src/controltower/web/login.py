@@ -35,7 +35,8 @@ def login_routes(renderer: Renderer, check_key: KeyCheck | None) -> list[BaseRou
             message = "This key has characters a cookie cannot hold (spaces, quotes, ; , or \\)."
             return _form(renderer, request, after, message, 400)
         if check_key is not None and not check_key(key):
-            return _form(renderer, request, after, "That is not this server's master key.", 401)
+            message = "That is not the master key of this server."
+            return _form(renderer, request, after, message, 401)
         response = RedirectResponse(after, status_code=303)
         response.headers.append("set-cookie", _cookie(key, request.url.scheme == "https"))
         return response
@@ -48,8 +49,8 @@ def login_routes(renderer: Renderer, check_key: KeyCheck | None) -> list[BaseRou
         return response
 
     return [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["GET", "POST"]),
+        Route("/login", login, methods=["GET", "POST"], include_in_schema=False),
+        Route("/logout", logout, methods=["GET", "POST"], include_in_schema=False),
     ]
 
 

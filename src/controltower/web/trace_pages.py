@@ -46,8 +46,8 @@ def trace_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRout
         return renderer.page(request, "trace.html", section="traces", **found)
 
     return [
-        Route("/traces", guarded(renderer, trace_list)),
-        Route("/traces/{trace_id}", guarded(renderer, trace_page)),
+        Route("/traces", guarded(renderer, trace_list), include_in_schema=False),
+        Route("/traces/{trace_id}", guarded(renderer, trace_page), include_in_schema=False),
     ]
 
 
@@ -83,7 +83,7 @@ def _scores_by_trace(
 def _trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | None:
     # The page carries the span tree as compact rows and no span inputs or outputs: the
     # script fetches one span's payloads when it is selected, so MBs of text stay server-side.
-    trace = store.get_trace(trace_id)
+    trace = store.get_trace(trace_id, span_io=False)
     if trace is None:
         return None
     spans = trace.pop("spans", None) or []
