@@ -128,7 +128,7 @@ def traces_list(
     """List traces, newest first, filtered like the API and the web UI."""
     from controltower.cli.render import trace_table
     from controltower.domain import now_us
-    from controltower.web.filters import trace_filter
+    from controltower.tracing.params import trace_filter
 
     params = {key: value for key, value in filters.items() if value is not None}
     store = _store(config)

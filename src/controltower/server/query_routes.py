@@ -14,7 +14,7 @@ from controltower.domain import SCORE_SOURCES, Score, new_span_id, now_us
 from controltower.errors import InvalidRequest, NotFound, RequestTooLarge
 from controltower.store.serialize import score_row_to_api, score_to_row
 from controltower.tracing import ObservabilityStore
-from controltower.web.filters import group_filter, page_size, trace_filter
+from controltower.tracing.params import group_filter, page_size, trace_filter
 
 _MAX_TEXT = 10_000  # characters of a score's comment
 _MAX_BODY = 64 * 1024

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from controltower.domain import now_us
 from controltower.errors import InvalidRequest
 from controltower.tracing import GroupFilter, ObservabilityStore, TraceFilter
-from controltower.web.filters import GROUP_FILTER_PARAMS, group_filter, page_size
+from controltower.tracing.params import GROUP_FILTER_PARAMS, group_filter, page_size
 from controltower.web.transcript import reply_turn, user_turn
 from controltower.web.views import Renderer, guarded, read
 

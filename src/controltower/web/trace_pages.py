@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from controltower.domain import now_us
 from controltower.errors import InvalidRequest
 from controltower.tracing import ObservabilityStore
-from controltower.web.filters import TRACE_FILTER_PARAMS, page_size, trace_filter
+from controltower.tracing.params import TRACE_FILTER_PARAMS, page_size, trace_filter
 from controltower.web.tree import ROW_COLUMNS, span_tree
 from controltower.web.views import Renderer, guarded, read
 

@@ -6,7 +6,7 @@ import pytest
 
 from controltower.errors import InvalidRequest
 from controltower.tracing import GroupFilter, TraceFilter
-from controltower.web.filters import group_filter, page_size, parse_time, trace_filter
+from controltower.tracing.params import group_filter, page_size, parse_time, trace_filter
 
 NOW = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z
 HOUR = 3_600_000_000

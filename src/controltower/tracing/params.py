@@ -1,4 +1,4 @@
-"""Query-string filters of the UI's pages, parsed into the store's TraceFilter and GroupFilter."""
+"""Query-string filters (API, web UI and CLI) parsed into TraceFilter and GroupFilter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from controltower.errors import InvalidRequest
-from controltower.tracing import GroupFilter, TraceFilter
+from controltower.tracing.query import GroupFilter, TraceFilter
 
 # the query-string names of the trace list's filters, in the order the form shows them
 TRACE_FILTER_PARAMS = (
