@@ -12,11 +12,13 @@ PACKAGES = [
     "controltower.settings",
     "controltower.cost",
     "controltower.tracing",
+    "controltower.ingest",
     "controltower.providers",
     "controltower.store",
     "controltower.gateway",
     "controltower.server",
     "controltower.cli",
+    "controltower.sdk",
 ]
 
 
