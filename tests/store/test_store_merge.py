@@ -86,11 +86,20 @@ def test_labels_merge_tags_union_and_metadata(store: TraceStore) -> None:
 
 def test_a_generation_under_a_generation_is_not_counted_twice(store: TraceStore) -> None:
     # the SDK's span around a call, and the gateway's span of the same call under it
-    store.write([piece(generation(1, None, 100, 1.0))])
+    # (the SDK's model name may have no price; the gateway's span knows the deployment's)
+    store.write([piece(generation(1, None, 100, None))])
     store.write([piece(generation(2, 1, 100, 1.0))])
     trace = store.get_trace(TID)
     assert trace is not None
     assert trace["usage"]["input_tokens"] == 100 and trace["cost"] == 1.0
+
+
+def test_embedding_calls_count_too(store: TraceStore) -> None:
+    call = span(2, 1, "embedding", usage=Usage(input_tokens=40), cost=0.002)
+    store.write([piece(span(1, None), generation(3, 1, 10, 0.01), call)])
+    trace = store.get_trace(TID)
+    assert trace is not None
+    assert trace["usage"]["input_tokens"] == 50 and trace["cost"] == 0.012
 
 
 def test_resending_a_piece_changes_nothing(store: TraceStore) -> None:
@@ -107,3 +116,11 @@ def test_pieces_of_one_trace_in_one_batch(store: TraceStore) -> None:
     trace = store.get_trace(TID)
     assert trace is not None
     assert trace["name"] == "root" and trace["usage"]["input_tokens"] == 3
+
+
+def test_a_trace_update_without_spans_keeps_an_error_status(store: TraceStore) -> None:
+    store.write([piece(span(1, None, status="error"), name="root", status="error")])
+    store.write([piece(user_id="u1")])  # ct.update_trace(user_id=...) after the root ended
+    trace = store.get_trace(TID)
+    assert trace is not None
+    assert trace["status"] == "error" and trace["user_id"] == "u1"

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from controltower.domain import Span, TraceRecord, Usage
+from controltower.domain.trace import USAGE_KINDS
 
 log = logging.getLogger("controltower.cost")
 
@@ -26,9 +27,9 @@ class PriceTable:
         self._lock = threading.Lock()
 
     def price_record(self, record: TraceRecord) -> None:
-        """Set the cost of every generation span of a trace that has usage but no cost."""
+        """Set the cost of every model-call span of a trace that has usage but no cost."""
         for span in record.spans:
-            if span.kind == "generation" and span.cost is None and span.model:
+            if span.kind in USAGE_KINDS and span.cost is None and span.model:
                 span.cost = self.cost(span)
 
     def cost(self, span: Span) -> float | None:

@@ -3,6 +3,7 @@
 from controltower.domain.ids import new_span_id, new_trace_id, now_us
 from controltower.domain.score import SCORE_SOURCES, Score, ScoreSource, ScoreType
 from controltower.domain.trace import (
+    USAGE_KINDS,
     CallTrace,
     Span,
     SpanKind,
@@ -10,11 +11,12 @@ from controltower.domain.trace import (
     Trace,
     TraceRecord,
     Usage,
-    counts_usage,
+    counted_calls,
 )
 
 __all__ = [
     "SCORE_SOURCES",
+    "USAGE_KINDS",
     "CallTrace",
     "Score",
     "ScoreSource",
@@ -25,7 +27,7 @@ __all__ = [
     "Trace",
     "TraceRecord",
     "Usage",
-    "counts_usage",
+    "counted_calls",
     "new_span_id",
     "new_trace_id",
     "now_us",

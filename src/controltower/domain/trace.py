@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 SpanKind = Literal["generation", "span", "tool", "retrieval", "embedding", "guardrail", "event"]
 Status = Literal["ok", "error"]
@@ -113,13 +113,10 @@ class TraceRecord:
             deferred(self)
 
     def roll_up(self) -> None:
-        """Set the trace's token and cost totals from its counted generation spans."""
+        """Set the trace's token and cost totals from its counted model-call spans."""
         usage = Usage()
         cost: float | None = None
-        kinds = {span.id: span.kind for span in self.spans}
-        for span in self.spans:
-            if not counts_usage(span.kind, kinds.get(span.parent_id or "")):
-                continue
+        for span in counted_calls(self.spans):
             usage.input_tokens = _add(usage.input_tokens, span.usage.input_tokens)
             usage.output_tokens = _add(usage.output_tokens, span.usage.output_tokens)
             usage.cached_tokens = _add(usage.cached_tokens, span.usage.cached_tokens)
@@ -130,13 +127,32 @@ class TraceRecord:
         self.trace.cost = cost
 
 
-def counts_usage(kind: str, parent_kind: str | None) -> bool:
-    """Whether a span's tokens and cost count in its trace's totals.
+# spans that stand for a model call, whose tokens and cost make a trace's totals
+USAGE_KINDS = frozenset({"generation", "embedding"})
 
-    Only generation spans count, and not one under another generation: an SDK span around
-    a call that went through the gateway and the gateway's own span describe the same call.
+
+class _Call(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+
+
+CallT = TypeVar("CallT", bound=_Call)
+
+
+def counted_calls(spans: Iterable[CallT]) -> list[CallT]:
+    """The model-call spans whose tokens and cost count in their trace's totals.
+
+    A model call with another model call under it is not counted: an SDK span around a
+    call that went through the gateway, and the gateway's span of the same call, describe
+    one call, and the innermost one (the gateway's) knows the deployment and its price.
     """
-    return kind == "generation" and parent_kind != "generation"
+    calls = [span for span in spans if span.kind in USAGE_KINDS]
+    wrappers = {span.parent_id for span in calls if span.parent_id is not None}
+    return [span for span in calls if span.id not in wrappers]
 
 
 def _add(a: int | None, b: int | None) -> int | None:

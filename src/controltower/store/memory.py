@@ -7,10 +7,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from controltower.domain.score import Score
-from controltower.domain.trace import TraceRecord, counts_usage
+from controltower.domain.trace import TraceRecord, counted_calls
 from controltower.store import memory_query as q
 from controltower.store.cursor import check_limit
-from controltower.store.merge import apply_totals, is_authoritative, merge_trace, provisional_name
+from controltower.store.merge import (
+    apply_totals,
+    merge_trace,
+    prepare_piece,
+    sum_totals,
+)
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS
 from controltower.store.serialize import (
     Row,
@@ -23,8 +28,6 @@ from controltower.store.serialize import (
     trace_row_to_api,
 )
 from controltower.tracing.query import GroupFilter, TraceFilter
-
-_TOTAL_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost")
 
 
 class InMemoryStore:
@@ -47,10 +50,10 @@ class InMemoryStore:
                 if not record.partial:
                     self._traces.setdefault(trace_row["id"], _stored(trace_row, TRACE_JSON_COLUMNS))
                     continue
-                trace_row["name"] = provisional_name(record)
+                authoritative = prepare_piece(record, trace_row)
                 old = self._traces.get(trace_row["id"])
                 stored = None if old is None else _copy(old, TRACE_JSON_COLUMNS)
-                merged = merge_trace(stored, trace_row, is_authoritative(record))
+                merged = merge_trace(stored, trace_row, authoritative)
                 apply_totals(merged, _totals(spans.values()))
                 self._traces[trace_row["id"]] = _stored(merged, TRACE_JSON_COLUMNS)
 
@@ -192,12 +195,31 @@ class InMemoryStore:
 
 
 def _totals(spans: Iterable[Row]) -> Row | None:
-    rows = list(spans)
-    kinds = {row["id"]: row["kind"] for row in rows}
-    counted = [r for r in rows if counts_usage(r["kind"], kinds.get(r["parent_id"] or ""))]
-    if not counted:
-        return None
-    return {key: q.total(row[key] for row in counted) for key in _TOTAL_KEYS}
+    return sum_totals(counted_calls(_CallRow(row) for row in spans))
+
+
+class _CallRow:
+    """A span row seen as a model call (attribute access, as counted_calls reads it)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+
+    def __getattr__(self, key: str) -> Any:
+        return self.row[key]
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.row["parent_id"]  # type: ignore[no-any-return]
+
+    @property
+    def kind(self) -> str:
+        return str(self.row["kind"])
 
 
 def _stored(row: Row, json_columns: Sequence[str]) -> Row:

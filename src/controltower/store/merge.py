@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controltower.domain.trace import TraceRecord
@@ -27,10 +27,20 @@ def provisional_name(record: TraceRecord) -> str:
     return min(record.spans, key=lambda span: span.start_us).name
 
 
+def prepare_piece(record: TraceRecord, row: Row) -> bool:
+    """Ready a partial record's trace row for merging; whether it is authoritative."""
+    row["name"] = provisional_name(record)
+    if not record.spans and row["status"] == "ok":
+        # a trace update without spans (ct.update_trace) says nothing of the status unless
+        # it marks an error: "ok" is only the model's default
+        row["status"] = None
+    return is_authoritative(record)
+
+
 def merge_trace(stored: Mapping[str, Any] | None, incoming: Row, authoritative: bool) -> Row:
     """The `traces` row after one more piece of the trace arrived."""
     if stored is None:
-        return dict(incoming)
+        return {**incoming, "status": incoming["status"] or "ok"}
     merged = dict(stored)
     merged["start_us"] = min(stored["start_us"], incoming["start_us"])
     ends = [end for end in (stored["end_us"], incoming["end_us"]) if end is not None]
@@ -60,6 +70,18 @@ def apply_totals(row: Row, totals: Mapping[str, Any] | None) -> None:
         row["total_tokens"] = None
     else:
         row["total_tokens"] = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
+
+
+def sum_totals(calls: Iterable[Any]) -> Row | None:
+    """Token and cost sums over counted call rows (None where no row states a value)."""
+    rows = list(calls)
+    if not rows:
+        return None
+    totals: Row = {}
+    for key in _TOTALS:
+        values = [value for value in (getattr(row, key) for row in rows) if value is not None]
+        totals[key] = sum(values) if values else None
+    return totals
 
 
 def _empty(value: Any) -> bool:

@@ -9,12 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from controltower.domain.score import Score
-from controltower.domain.trace import TraceRecord
+from controltower.domain.trace import USAGE_KINDS, TraceRecord, counted_calls
 from controltower.store import groups
 from controltower.store.bulk import BulkInsert
 from controltower.store.cursor import check_limit, decode_cursor, encode_cursor
 from controltower.store.filters import group_conditions, trace_conditions
-from controltower.store.merge import apply_totals, is_authoritative, merge_trace, provisional_name
+from controltower.store.merge import (
+    apply_totals,
+    merge_trace,
+    prepare_piece,
+    sum_totals,
+)
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, build_metadata
 from controltower.store.serialize import (
     Row,
@@ -82,8 +87,8 @@ class SqlTraceStore:
         span_rows: list[Row] = []
         for record in records:
             trace_row, spans = record_to_rows(record)
-            trace_row["name"] = provisional_name(record)
-            by_trace.setdefault(trace_row["id"], []).append((trace_row, is_authoritative(record)))
+            authoritative = prepare_piece(record, trace_row)
+            by_trace.setdefault(trace_row["id"], []).append((trace_row, authoritative))
             span_rows.extend(spans)
         if span_rows:
             self._insert_spans.run(conn, span_rows)
@@ -112,26 +117,21 @@ class SqlTraceStore:
         return found
 
     def _totals(self, conn: Connection, ids: list[str]) -> dict[str, Row]:
-        """Token and cost sums of the counted generation spans of each trace."""
+        """Token and cost sums of the counted model-call spans of each trace."""
         s = self._spans
-        parent = s.alias("parent")
-        joined = s.outerjoin(
-            parent, (parent.c.trace_id == s.c.trace_id) & (parent.c.id == s.c.parent_id)
-        )
-        totals: dict[str, Row] = {}
+        columns = [s.c.trace_id, s.c.id, s.c.parent_id, s.c.kind, *(s.c[k] for k in _TOTAL_KEYS)]
+        calls: dict[str, list[Any]] = {}
         for chunk in _chunks(ids):
-            query = (
-                sa.select(s.c.trace_id, *(sa.func.sum(s.c[key]).label(key) for key in _TOTAL_KEYS))
-                .select_from(joined)
-                .where(
-                    s.c.trace_id.in_(chunk),
-                    s.c.kind == "generation",
-                    sa.or_(parent.c.kind.is_(None), parent.c.kind != "generation"),
-                )
-                .group_by(s.c.trace_id)
+            query = sa.select(*columns).where(
+                s.c.trace_id.in_(chunk), s.c.kind.in_(sorted(USAGE_KINDS))
             )
             for row in conn.execute(query):
-                totals[row.trace_id] = {key: getattr(row, key) for key in _TOTAL_KEYS}
+                calls.setdefault(row.trace_id, []).append(row)
+        totals: dict[str, Row] = {}
+        for trace_id, rows in calls.items():
+            summed = sum_totals(counted_calls(rows))
+            if summed is not None:
+                totals[trace_id] = summed
         return totals
 
     def write_scores(self, scores: Sequence[Score]) -> None:
