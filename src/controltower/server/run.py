@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 from typing import Any
@@ -61,6 +62,7 @@ def serve(
     """Run the gateway until interrupted."""
     check_bind(host, settings)
     app = build_app(settings)
+    tune_gc()
     config = uvicorn.Config(
         app,
         host=host,
@@ -75,6 +77,15 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
+
+
+def tune_gc() -> None:
+    """Collect the young generation less often: ingest and proxying allocate many short-lived
+    objects, and the default threshold (700) made collections a quarter of ingest's CPU.
+    Objects alive after start-up are frozen out of every later collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _has(module: str) -> bool:
