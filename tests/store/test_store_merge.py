@@ -124,3 +124,22 @@ def test_a_trace_update_without_spans_keeps_an_error_status(store: TraceStore) -
     trace = store.get_trace(TID)
     assert trace is not None
     assert trace["status"] == "error" and trace["user_id"] == "u1"
+
+
+def test_concurrent_merges_into_one_trace_lose_nothing(store: TraceStore) -> None:
+    # two writers (threads here; replicas in production) merging pieces of the same trace
+    import threading
+
+    def write(first: int) -> None:
+        for n in range(first, first + 40, 2):
+            store.write([piece(generation(n, 1, 1, 0.5))])
+
+    threads = [threading.Thread(target=write, args=(start,)) for start in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    trace = store.get_trace(TID)
+    assert trace is not None
+    assert len(trace["spans"]) == 40 and trace["usage"]["input_tokens"] == 40
+    assert trace["cost"] == 20.0

@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
+
+log = logging.getLogger("controltower.store")
 
 # Times are microseconds since the Unix epoch, the unit of controltower.domain.
 # Free-text columns have no length: on PostgreSQL an over-long value would fail a whole batch.
 TRACE_JSON_COLUMNS = ("tags", "meta", "input", "output")
 SPAN_JSON_COLUMNS = ("input", "output", "parameters", "attributes")
+
+
+_GROUPED = (
+    "end_us",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost",
+    "project",
+)
+# trigram indexes for text search in inputs and outputs (PostgreSQL with pg_trgm only)
+SEARCH_INDEXES = (("ix_traces_input_trgm", "input"), ("ix_traces_output_trgm", "output"))
+
+
+def create_search_indexes(conn: Connection) -> bool:
+    """Create the trigram indexes on PostgreSQL when pg_trgm can be had; whether they exist.
+
+    Without them text search scans every trace. The extension may be refused (it needs the
+    CREATE privilege on the database): search then still works, only slower.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            schema = conn.exec_driver_sql(
+                "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                "WHERE extname = 'pg_trgm'"
+            ).scalar_one()
+            for name, column in SEARCH_INDEXES:
+                conn.exec_driver_sql(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON traces "
+                    f"USING gin ((CAST({column} AS TEXT)) {schema}.gin_trgm_ops)"
+                )
+    except sa.exc.DBAPIError as exc:
+        log.warning("text search indexes not created (%s); text search scans all traces", exc)
+        return False
+    return True
 
 
 def json_type() -> TypeEngine[Any]:
@@ -59,8 +103,9 @@ def _traces_table(metadata: sa.MetaData) -> sa.Table:
         sa.Index("ix_traces_name_start_us", "name", "start_us"),
         sa.Index("ix_traces_model_start_us", "model", "start_us"),
         sa.Index("ix_traces_project_start_us", "project", "start_us"),
-        sa.Index("ix_traces_user_id_start_us", "user_id", "start_us"),
-        sa.Index("ix_traces_session_id_start_us", "session_id", "start_us"),
+        # the session and user lists aggregate from these indexes alone (covering)
+        sa.Index("ix_traces_user_id_start_us", "user_id", "start_us", "session_id", *_GROUPED),
+        sa.Index("ix_traces_session_id_start_us", "session_id", "start_us", "user_id", *_GROUPED),
     )
 
 

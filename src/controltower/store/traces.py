@@ -32,6 +32,11 @@ from controltower.store.serialize import (
 from controltower.tracing.query import GroupFilter, TraceFilter
 
 _IN_CHUNK = 500  # ids per IN (...) list
+# transaction-scoped locks on the traces a batch merges into, taken in one order (no deadlock)
+_LOCK_TRACES = (
+    "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(id, 0) AS key "
+    "FROM unnest(%s::text[]) AS id) AS keys ORDER BY key"
+)
 _TOTAL_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost")
 
 
@@ -90,9 +95,13 @@ class SqlTraceStore:
             authoritative = prepare_piece(record, trace_row)
             by_trace.setdefault(trace_row["id"], []).append((trace_row, authoritative))
             span_rows.extend(spans)
+        ids = list(by_trace)
+        if self._dialect == "postgresql":
+            # one merge of a trace at a time across writers and replicas: a second one waits,
+            # then reads the first one's spans when it recomputes the totals
+            conn.exec_driver_sql(_LOCK_TRACES, (sorted(ids),))
         if span_rows:
             self._insert_spans.run(conn, span_rows)
-        ids = list(by_trace)
         stored = self._stored_traces(conn, ids)
         totals = self._totals(conn, ids)
         merged_rows: list[Row] = []
@@ -110,8 +119,6 @@ class SqlTraceStore:
         found: dict[str, Row] = {}
         for chunk in _chunks(ids):
             query = sa.select(t).where(t.c.id.in_(chunk))
-            if self._dialect == "postgresql":
-                query = query.with_for_update()  # replicas merging into the same trace
             for row in conn.execute(query):
                 found[row.id] = _row(row, t)
         return found
