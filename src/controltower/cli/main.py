@@ -10,7 +10,7 @@ import orjson
 
 from controltower.errors import ConfigError, ControlTowerError
 from controltower.plugins import provider_names
-from controltower.settings import Settings, demo_settings, load_settings
+from controltower.settings import Settings, load_settings, with_demo_model
 
 CONFIG_HELP = "YAML config file (models, database_url, master_key …)"
 
@@ -29,9 +29,7 @@ def load(config: str | None) -> Settings:
         settings = load_settings(config, known_providers=provider_names())
     except ConfigError as exc:
         _fail(exc)
-    if not settings.models:
-        settings = settings.model_copy(update={"models": demo_settings().models})
-    return settings
+    return with_demo_model(settings)
 
 
 @click.group()
@@ -50,7 +48,14 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def serve(config: str | None, host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="processes serving the same port (state such as cooldowns is per process)",
+)
+def serve(config: str | None, host: str, port: int, log_level: str, workers: int) -> None:
     """Start the gateway (a demo mock model when no config is given)."""
     import logging
 
@@ -61,7 +66,9 @@ def serve(config: str | None, host: str, port: int, log_level: str) -> None:
     names = ", ".join(m.name for m in settings.models)
     click.echo(f"controltower gateway on http://{host}:{port}/v1  models: {names}", err=True)
     try:
-        run(settings, host=host, port=port, log_level=log_level)
+        run(
+            settings, host=host, port=port, log_level=log_level, workers=workers, config_path=config
+        )
     except ControlTowerError as exc:
         _fail(exc)
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import gc
 import ipaddress
 import logging
+import os
 from typing import Any
 
 import uvicorn
 
 from controltower.errors import ConfigError
-from controltower.plugins import provider_class
+from controltower.plugins import provider_class, provider_names
 from controltower.server.app import GatewayApp
-from controltower.settings import Deployment, Settings
+from controltower.settings import Deployment, Settings, load_settings, with_demo_model
 from controltower.tracing import ObservabilityStore
 
 log = logging.getLogger("controltower.server")
 
 DEFAULT_DATABASE_URL = "sqlite:///controltower.db"
+_WORKER_CONFIG = "CONTROLTOWER_WORKER_CONFIG"  # the config file, for worker processes
 
 
 def make_provider(deployment: Deployment) -> Any:
@@ -28,9 +30,7 @@ def make_provider(deployment: Deployment) -> Any:
 def build_app(settings: Settings, store: ObservabilityStore | None = None) -> GatewayApp:
     """The ASGI app over the configured store (opened and migrated here unless given)."""
     if store is None:
-        from controltower.store import open_store
-
-        store = open_store(settings.database_url or DEFAULT_DATABASE_URL)
+        store = build_store(settings)
     close = getattr(store, "close", None)
     return GatewayApp(settings, make_provider, store, on_shutdown=close)
 
@@ -57,26 +57,57 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(
-    settings: Settings, host: str = "127.0.0.1", port: int = 4000, log_level: str = "warning"
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 4000,
+    log_level: str = "warning",
+    *,
+    workers: int = 1,
+    config_path: str | None = None,
 ) -> None:
-    """Run the gateway until interrupted."""
+    """Run the gateway until interrupted, in one process or in `workers` processes."""
     check_bind(host, settings)
+    options = _uvicorn_options(host, port, log_level)
+    if workers > 1:
+        # migrate once, here, rather than in every worker at the same moment
+        build_store(settings).close()
+        os.environ[_WORKER_CONFIG] = config_path or ""
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        return
     app = build_app(settings)
     tune_gc()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "h11",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(uvicorn.Config(app, **options)).run()
+
+
+def worker_app() -> GatewayApp:
+    """The app of one worker process: `serve(workers=N)` has each worker build its own."""
+    path = os.environ.get(_WORKER_CONFIG) or None
+    settings = with_demo_model(load_settings(path, known_providers=provider_names()))
+    app = build_app(settings)
+    tune_gc()
+    return app
+
+
+def build_store(settings: Settings) -> Any:
+    """The configured trace store, opened and migrated."""
+    from controltower.store import open_store
+
+    return open_store(settings.database_url or DEFAULT_DATABASE_URL)
+
+
+def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "loop": "uvloop" if _has("uvloop") else "asyncio",
+        "http": "httptools" if _has("httptools") else "h11",
+        "lifespan": "on",
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 def tune_gc() -> None:

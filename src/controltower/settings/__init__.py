@@ -10,6 +10,7 @@ from controltower.settings.model import (
     Retention,
     Settings,
     demo_settings,
+    with_demo_model,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "demo_settings",
     "load_settings",
     "parse_settings",
+    "with_demo_model",
 ]

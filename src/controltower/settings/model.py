@@ -162,3 +162,10 @@ def demo_settings(database_url: str | None = None) -> Settings:
         ],
     )
     return Settings(models=[demo], database_url=database_url)
+
+
+def with_demo_model(settings: Settings) -> Settings:
+    """The settings, with the demo mock model when they declare no model at all."""
+    if settings.models:
+        return settings
+    return settings.model_copy(update={"models": demo_settings().models})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controltower.domain.trace import TraceRecord
+from controltower.domain.trace import Span, TraceRecord
 from controltower.store.serialize import Row
 
 # owned by the root span: a piece that holds it (or an explicit trace update) sets them
@@ -80,6 +80,27 @@ def sum_totals(calls: Iterable[Any]) -> Row | None:
     totals: Row = {}
     for key in _TOTALS:
         values = [value for value in (getattr(row, key) for row in rows) if value is not None]
+        totals[key] = sum(values) if values else None
+    return totals
+
+
+def span_totals(spans: Iterable[Span]) -> Row | None:
+    """Token and cost sums over counted spans (None where no span states a value)."""
+    rows = [
+        {
+            "input_tokens": span.usage.input_tokens,
+            "output_tokens": span.usage.output_tokens,
+            "cached_tokens": span.usage.cached_tokens,
+            "reasoning_tokens": span.usage.reasoning_tokens,
+            "cost": span.cost,
+        }
+        for span in spans
+    ]
+    if not rows:
+        return None
+    totals: Row = {}
+    for key in _TOTALS:
+        values = [row[key] for row in rows if row[key] is not None]
         totals[key] = sum(values) if values else None
     return totals
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from controltower.domain.score import Score
-from controltower.domain.trace import USAGE_KINDS, TraceRecord, counted_calls
+from controltower.domain.trace import USAGE_KINDS, Span, TraceRecord, counted_calls
 from controltower.store import groups
 from controltower.store.bulk import BulkInsert
 from controltower.store.cursor import check_limit, decode_cursor, encode_cursor
@@ -18,6 +18,7 @@ from controltower.store.merge import (
     apply_totals,
     merge_trace,
     prepare_piece,
+    span_totals,
     sum_totals,
 )
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, build_metadata
@@ -89,12 +90,16 @@ class SqlTraceStore:
 
     def _merge_pieces(self, conn: Connection, records: list[TraceRecord]) -> None:
         by_trace: dict[str, list[tuple[Row, bool]]] = {}
+        calls: dict[str, dict[str, Span]] = {}  # trace id → span id → span, of this batch
         span_rows: list[Row] = []
         for record in records:
             trace_row, spans = record_to_rows(record)
             authoritative = prepare_piece(record, trace_row)
             by_trace.setdefault(trace_row["id"], []).append((trace_row, authoritative))
             span_rows.extend(spans)
+            batch_spans = calls.setdefault(trace_row["id"], {})
+            for span in record.spans:
+                batch_spans.setdefault(span.id, span)
         ids = list(by_trace)
         if self._dialect == "postgresql":
             # one merge of a trace at a time across writers and replicas: a second one waits,
@@ -103,7 +108,13 @@ class SqlTraceStore:
         if span_rows:
             self._insert_spans.run(conn, span_rows)
         stored = self._stored_traces(conn, ids)
-        totals = self._totals(conn, ids)
+        # a trace seen before needs all its stored spans to total; a new one only this batch's
+        totals = self._totals(conn, [trace_id for trace_id in ids if trace_id in stored])
+        for trace_id in ids:
+            if trace_id not in stored:
+                counted = span_totals(counted_calls(calls[trace_id].values()))
+                if counted is not None:
+                    totals[trace_id] = counted
         merged_rows: list[Row] = []
         for trace_id, pieces in by_trace.items():
             merged: Row | None = stored.get(trace_id)
