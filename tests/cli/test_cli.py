@@ -212,3 +212,22 @@ def test_filter_traces_delete_a_user_and_apply_retention(tmp_path: Path) -> None
     (tmp_path / "keep.yaml").write_text("retention: {days: 30}\n")
     swept = run("retention", "run", "-c", str(tmp_path / "keep.yaml"), env=env)
     assert orjson.loads(swept.stdout)["deleted"]["traces"] == 2  # made in 2023
+
+
+def test_serve_with_workers_shares_one_store(tmp_path: Path) -> None:
+    config_file = tmp_path / "ct.yaml"
+    config_file.write_text(
+        "models:\n  - name: echo\n    deployments: [{provider: mock, model: echo-model}]\n"
+    )
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    ids = set()
+    with serving("--workers", "2", "-c", str(config_file), env=env) as (url, proc):
+        with client_for(url) as c:
+            for n in range(6):
+                raw = c.chat.completions.with_raw_response.create(
+                    model="echo", messages=[{"role": "user", "content": f"call {n}"}]
+                )
+                ids.add(raw.headers["x-controltower-trace-id"])
+    assert proc.returncode in (0, -signal.SIGTERM), proc.stderr
+    listed = orjson.loads(run("traces", "list", "--json", env=env).stdout)["data"]
+    assert {t["id"] for t in listed} == ids  # each worker flushed its writer on shutdown
