@@ -55,7 +55,9 @@ class BulkInsert:
             self._move_sql = (
                 f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp}{self._tail}"
             )
-            self._clear_sql = f"DELETE FROM {temp}"
+            # TRUNCATE, not DELETE: nothing vacuums temporary tables, and the dead rows of
+            # every earlier batch would slow each INSERT ... SELECT a little more
+            self._clear_sql = f"TRUNCATE {temp}"
 
     def run(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Insert rows (dicts with every column key)."""
