@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -49,15 +48,11 @@ import _load
 import _procs
 import _profile
 import _report
+from _env import DOC, PYTHON, RESULTS_DIR, ROOT, VENV_BIN, machine
 from _procs import Proc
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 LITELLM_VENV = Path("/tmp/peer/litellm-venv")
 MASTER_KEY = "sk-bench-master-key"
-RESULTS_DIR = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
 CONCURRENCY = (1, 16, 64)
 MODES = {"Non-streaming": False, "Streaming": True}
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -170,8 +165,9 @@ def _chat_ok(target: Target) -> bool:
     return status == 200
 
 
-def start_gateway(s: Settings, target: Target, argv: list[str], env: dict[str, str | None],
-                  health: str) -> Target:
+def start_gateway(
+    s: Settings, target: Target, argv: list[str], env: dict[str, str | None], health: str
+) -> Target:
     """Spawn a gateway, time spawn → health 200 and spawn → first completion, idle RSS."""
     proc = _procs.spawn(target.key, argv, s.workdir, env)
     s.procs.append(proc)
@@ -189,22 +185,31 @@ def start_gateway(s: Settings, target: Target, argv: list[str], env: dict[str, s
         "idle_rss_mib": idle["rss_mib"],
         "procs": idle["procs"],
     }
-    print(f"  {target.key} ready in {ready:.2f} s, first completion {first:.2f} s, "
-          f"idle RSS {idle['rss_mib']} MiB", flush=True)
+    print(
+        f"  {target.key} ready in {ready:.2f} s, first completion {first:.2f} s, "
+        f"idle RSS {idle['rss_mib']} MiB",
+        flush=True,
+    )
     return target
 
 
 def start_controltower(s: Settings, upstream: Target) -> Target:
     port = _procs.free_port()
     config = {
-        "models": [{
-            "name": "bench",
-            "deployments": [{
-                "provider": "openai", "model": "gpt-4o-mini",
-                "api_base": upstream.base + "/v1", "api_key": "sk-bench",
-            }],
-            "retries": 0,
-        }]
+        "models": [
+            {
+                "name": "bench",
+                "deployments": [
+                    {
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "api_base": upstream.base + "/v1",
+                        "api_key": "sk-bench",
+                    }
+                ],
+                "retries": 0,
+            }
+        ]
     }
     path = s.workdir / "controltower.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
@@ -218,21 +223,35 @@ def start_controltower(s: Settings, upstream: Target) -> Target:
 
 def start_litellm(s: Settings, upstream: Target) -> Target:
     port = _procs.free_port()
-    config = {"model_list": [{
-        "model_name": "bench",
-        "litellm_params": {
-            "model": "openai/gpt-4o-mini", "api_base": upstream.base + "/v1",
-            "api_key": "sk-bench",
-        },
-    }]}
+    config = {
+        "model_list": [
+            {
+                "model_name": "bench",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": upstream.base + "/v1",
+                    "api_key": "sk-bench",
+                },
+            }
+        ]
+    }
     path = s.workdir / "litellm.yaml"
     path.write_text(json.dumps(config, indent=2))
     env: dict[str, str | None] = {
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-        "LITELLM_MASTER_KEY": MASTER_KEY, "DATABASE_URL": None,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "DATABASE_URL": None,
     }
-    argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(path),
-            "--host", "127.0.0.1", "--port", str(port)]
+    argv = [
+        str(LITELLM_VENV / "bin" / "litellm"),
+        "--config",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     headers = {**JSON_HEADERS, "Authorization": f"Bearer {MASTER_KEY}"}
     target = Target("litellm", f"http://127.0.0.1:{port}", headers)
     return start_gateway(s, target, argv, env, "/health/liveliness")
@@ -280,10 +299,13 @@ def run_matrix(s: Settings, target: Target) -> dict[str, dict[str, list[dict[str
                 res = _load.run_wrk(target.url, script, conc, s.seconds)
                 raw[mode].setdefault(str(conc), []).append(res)
                 target.completed += int(res["requests"])
-                print(f"  {target.key:12} {mode:13} c={conc:<3} rep {rep + 1}: "
-                      f"{res['rps']:9.1f} req/s  p50 {res['p50_ms']:8.3f}  "
-                      f"p99 {res['p99_ms']:8.3f} ms  errors "
-                      f"{res['status_errors']}+{res['socket_errors']}", flush=True)
+                print(
+                    f"  {target.key:12} {mode:13} c={conc:<3} rep {rep + 1}: "
+                    f"{res['rps']:9.1f} req/s  p50 {res['p50_ms']:8.3f}  "
+                    f"p99 {res['p99_ms']:8.3f} ms  errors "
+                    f"{res['status_errors']}+{res['socket_errors']}",
+                    flush=True,
+                )
     return raw
 
 
@@ -293,8 +315,11 @@ def measure_target(s: Settings, target: Target) -> dict[str, Any]:
     auth = {k: v for k, v in target.headers.items() if k != "Content-Type"}
     ttfb = _load.measure_ttfb(target.base, auth, s.ttfb_requests)
     target.completed += s.ttfb_requests
-    print(f"  {target.key} TTFB median {ttfb.get('median_ms')} ms, "
-          f"errors {ttfb['errors']}, trace headers {ttfb['trace_headers']}", flush=True)
+    print(
+        f"  {target.key} TTFB median {ttfb.get('median_ms')} ms, "
+        f"errors {ttfb['errors']}, trace headers {ttfb['trace_headers']}",
+        flush=True,
+    )
     if target.proc is not None:
         after = _procs.rss_mib(target.proc.pid)
         target.resources.update(after_rss_mib=after["rss_mib"], peak_rss_mib=after["hwm_mib"])
@@ -351,22 +376,6 @@ def versions() -> dict[str, str]:
         "litellm": _pkg_version(str(LITELLM_VENV / "bin" / "python"), "litellm"),
         "python": _output([PYTHON, "-c", "import platform; print(platform.python_version())"]),
         "wrk": " ".join(_output(["wrk", "-v"]).split()[:2]),
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "mem_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": os.uname().release,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -467,8 +476,14 @@ def run_soak(args: argparse.Namespace, s: Settings) -> None:
             wrk.kill()
             wrk.wait()
     rss = [x["rss_mib"] for x in samples]
-    soak = {"seconds": args.soak, "samples": samples, "wrk": _load.parse_wrk(out),
-            "start_mib": rss[0], "end_mib": rss[-1], "max_mib": max(rss)}
+    soak = {
+        "seconds": args.soak,
+        "samples": samples,
+        "wrk": _load.parse_wrk(out),
+        "start_mib": rss[0],
+        "end_mib": rss[-1],
+        "max_mib": max(rss),
+    }
     meta = metadata(s)
     save_json("soak", {"meta": meta, "soak": soak})
     text = _report.render_soak(meta, soak)

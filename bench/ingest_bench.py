@@ -53,13 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _ingest_report
 import _procs
 import _report
+from _env import DOC, PYTHON, RESULTS_DIR, ROOT, VENV_BIN, git
 from _procs import Proc
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-RESULTS_DIR = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TRACES_PER_BATCH = _ingest_report.TRACES_PER_BATCH
 SPANS_PER_TRACE = _ingest_report.SPANS_PER_TRACE
@@ -493,15 +489,6 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
-def _git(*argv: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(ROOT), *argv], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def metadata(args: argparse.Namespace, body_bytes: int) -> dict[str, Any]:
     cpu = next(
         (
@@ -511,11 +498,11 @@ def metadata(args: argparse.Namespace, body_bytes: int) -> dict[str, Any]:
         ),
         "unknown",
     )
-    dirty = _git("status", "--porcelain", "--", "src")
+    dirty = git("status", "--porcelain", "--", "src")
     return {
         "command": shlex.join(["python", "bench/ingest_bench.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "controltower": _git("rev-parse", "--short", "HEAD")
+        "controltower": git("rev-parse", "--short", "HEAD")
         + (" + uncommitted src/ changes" if dirty else ""),
         "python": sys.version.split()[0],
         "machine": {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu},

@@ -52,15 +52,11 @@ import _query_report
 import _report
 import httpx
 from _dataset import Plan
+from _env import DOC, PYTHON, RESULTS_DIR, ROOT, VENV_BIN, machine
 from _procs import Proc
 
 from controltower.store import current_revision, open_store
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-RESULTS_DIR = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
 DEFAULT_DATA_DIR = Path("/tmp/controltower-query-bench")
 POSTGRES_URL = os.environ.get(
     "CONTROLTOWER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -282,7 +278,7 @@ def metadata(args: argparse.Namespace, plan: Plan, reps: int, warmups: int) -> d
     return {
         "command": shlex.join(["python", "bench/query_bench.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
+        "machine": machine(),
         "controltower": sha + (" + uncommitted src/ changes" if dirty else ""),
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
@@ -300,21 +296,6 @@ def _output(argv: list[str]) -> str:
         return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-def _machine() -> dict[str, Any]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "mem_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": os.uname().release,
-    }
 
 
 def save(meta: dict[str, Any], runs: list[dict[str, Any]]) -> None:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -37,12 +35,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _env import DOC, PYTHON, RESULTS_DIR, ROOT, git, machine
+
 LANGFUSE_VENV = Path("/tmp/peer/langfuse-venv")
 LANGFUSE_PYTHON = str(LANGFUSE_VENV / "bin" / "python")
-RESULTS_DIR = ROOT / "bench" / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
 START = "<!-- sdk-bench:start -->"
 END = "<!-- sdk-bench:end -->"
 SDKS = ("controltower", "langfuse")
@@ -326,38 +324,6 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown",
-    )
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "mem_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": os.uname().release,
-        "python": platform.python_version(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
-
-
-def git_sha() -> str:
-    import subprocess
-
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stdout.strip() or "unknown"
-
-
 def render(meta: dict[str, Any], summary: dict[str, Any], args: argparse.Namespace) -> str:
     m = meta["machine"]
     lines = [
@@ -412,7 +378,6 @@ def run_main(args: argparse.Namespace) -> None:
     import tempfile
     from datetime import UTC, datetime
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import _procs
     import _report
 
@@ -436,7 +401,7 @@ def run_main(args: argparse.Namespace) -> None:
         "command": shlex.join(["python", "bench/sdk_bench.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "commit": git_sha(),
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
     }
     summary = summarize(runs)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

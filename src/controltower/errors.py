@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from typing import Any
 
 import orjson
@@ -129,3 +131,32 @@ def is_retryable(error: Exception) -> bool:
 def wants_fallback(error: Exception) -> bool:
     """Whether another model alias should be tried after this error."""
     return isinstance(error, RateLimited | UpstreamError | ContextWindowExceeded | ContentPolicy)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), if any."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class UnsupportedMediaType(APIError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class QueueFull(APIError):
+    """The trace queue has no room: nothing of the request was taken; retry later."""
+
+    status = 503
+    type = "api_error"
+    code = "queue_full"

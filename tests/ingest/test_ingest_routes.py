@@ -305,7 +305,7 @@ def test_sdk_queue_full_answers_503_and_stores_nothing(gated_gateway: RunningGat
         refused = ingest(3, score=True)
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
-        assert refused.json()["error"]["code"] == "ingest_queue_full"
+        assert refused.json()["error"]["code"] == "queue_full"
         store.gate.set()
         assert gw.app.writer.flush(10)
     assert store.get_trace(trace_id(3)) is None

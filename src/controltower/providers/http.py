@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +15,7 @@ from controltower.errors import (
     UpstreamBadRequest,
     UpstreamError,
     UpstreamTimeout,
+    parse_retry_after,
 )
 from controltower.providers.transport import HttpClient, HttpResponse, TransportError
 
@@ -109,21 +108,6 @@ def json_object(raw: bytes, label: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UpstreamError(f"{label} sent JSON that is not an object")
     return data
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), if any."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def error_from_status(status: int, body: bytes, retry_after: str | None, where: str) -> APIError:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import logging
 import socket
-import time
 import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
+
+from controltower.errors import parse_retry_after
 
 if TYPE_CHECKING:
     from controltower.sdk.runtime import SdkConfig
@@ -128,7 +128,7 @@ def _outcome(status: int, headers: Any, data: bytes) -> list[tuple[int, str]]:
     answer = _json(data)
     message = _message(answer, data)
     if status == 429 or status >= 500:
-        retry_after = _retry_after(headers.get("Retry-After"))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         raise RetryableError(f"HTTP {status}: {message}", retry_after)
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if status == 400 and isinstance(errors, list) and errors:
@@ -151,20 +151,6 @@ def _message(answer: Any, data: bytes) -> str:
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         return str(answer["error"].get("message", ""))
     return data[:500].decode("utf-8", "replace")
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _gzip(body: bytes) -> bytes:

@@ -14,7 +14,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from controltower.cost import PriceTable
-from controltower.errors import APIError, InvalidRequest, RequestTooLarge
+from controltower.errors import (
+    APIError,
+    InvalidRequest,
+    QueueFull,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
 from controltower.ingest import (
     CODE_INVALID_ARGUMENT,
     CODE_RESOURCE_EXHAUSTED,
@@ -42,18 +48,6 @@ _INLINE_GZIP_BYTES = 32 * 1024  # compressed: it may expand ten times
 _PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 _JSON = "application/json"
 _RETRY_AFTER_S = 1
-
-
-class UnsupportedMediaType(APIError):
-    status = 415
-    type = "invalid_request_error"
-    code = "unsupported_media_type"
-
-
-class IngestQueueFull(APIError):
-    status = 503
-    type = "api_error"
-    code = "ingest_queue_full"
 
 
 def ingest_routes(
@@ -266,8 +260,8 @@ def _ingest_answer(result: IngestResult) -> Response:
     return Response(orjson.dumps(body), 400, media_type=_JSON)
 
 
-def _queue_full(reason: str = "The trace queue is full") -> IngestQueueFull:
-    return IngestQueueFull(
+def _queue_full(reason: str = "The trace queue is full") -> QueueFull:
+    return QueueFull(
         f"{reason}; nothing was stored: retry after {_RETRY_AFTER_S} s",
         retry_after=_RETRY_AFTER_S,
     )
