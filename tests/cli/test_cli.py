@@ -221,13 +221,13 @@ def test_serve_with_workers_shares_one_store(tmp_path: Path) -> None:
     )
     env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
     ids = set()
-    with serving("--workers", "2", "-c", str(config_file), env=env) as (url, proc):
-        with client_for(url) as c:
-            for n in range(6):
-                raw = c.chat.completions.with_raw_response.create(
-                    model="echo", messages=[{"role": "user", "content": f"call {n}"}]
-                )
-                ids.add(raw.headers["x-controltower-trace-id"])
+    workers = ("--workers", "2", "-c", str(config_file))
+    with serving(*workers, env=env) as (url, proc), client_for(url) as c:
+        for n in range(6):
+            raw = c.chat.completions.with_raw_response.create(
+                model="echo", messages=[{"role": "user", "content": f"call {n}"}]
+            )
+            ids.add(raw.headers["x-controltower-trace-id"])
     assert proc.returncode in (0, -signal.SIGTERM), proc.stderr
     listed = orjson.loads(run("traces", "list", "--json", env=env).stdout)["data"]
     assert {t["id"] for t in listed} == ids  # each worker flushed its writer on shutdown
