@@ -13,6 +13,7 @@ PACKAGES = [
     "controltower.cost",
     "controltower.tracing",
     "controltower.ingest",
+    "controltower.prompts",
     "controltower.providers",
     "controltower.store",
     "controltower.gateway",

@@ -152,3 +152,19 @@ def test_retention_keeps_each_project_for_its_days() -> None:
     assert deleted == {"traces": 2, "spans": 4, "scores": 0}
     left, _ = store.list_traces()
     assert sorted(int(t["id"], 16) for t in left) == [1, 4]
+
+
+def test_the_app_serves_prompts_from_its_own_database(sqlite_url: str) -> None:
+    from controltower.store import open_store
+
+    with (
+        running_gateway(config(DEMO), open_store(sqlite_url)) as gw,
+        httpx.Client(base_url=gw.url) as http,
+    ):
+        made = http.post(
+            "/api/prompts/greet/versions",
+            json={"messages": [{"role": "user", "content": "Hi {{ name }}"}]},
+        )
+        assert made.status_code == 201, made.text
+        rendered = http.post("/api/prompts/greet/render", json={"variables": {"name": "Ann"}})
+        assert rendered.json()["messages"] == [{"role": "user", "content": "Hi Ann"}]

@@ -26,6 +26,11 @@ EXPECTED_INDEXES = {
     },
     "spans": {"ix_spans_trace_id"},
     "scores": {"ix_scores_trace_id", "ix_scores_name_created_us"},
+    "prompts": set(),
+    "prompt_versions": set(),
+    "prompt_labels": set(),
+    "prompt_label_moves": {"ix_prompt_label_moves_prompt_label_id"},
+    "audit_events": {"ix_audit_events_target_id"},
 }
 
 
@@ -43,20 +48,22 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     inspector = sa.inspect(engine)
-    assert {"traces", "spans", "scores", "alembic_version"} <= set(inspector.get_table_names())
+    assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
         found = {index["name"] for index in inspector.get_indexes(table)}
         assert found - {"ix_traces_input_trgm", "ix_traces_output_trgm"} == expected
     assert inspector.get_pk_constraint("spans")["constrained_columns"] == ["id", "trace_id"]
+    pk = inspector.get_pk_constraint("prompt_versions")["constrained_columns"]
+    assert pk == ["name", "version"]  # one number per prompt, even under concurrent pushes
 
 
 def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

@@ -1,35 +1,17 @@
-"""Commands: serve, config check, db upgrade, traces list|show, users delete, retention run."""
+"""Commands: serve, config check, db upgrade, traces, users delete, retention run, prompts."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
 
 import click
 import orjson
 
-from controltower.errors import ConfigError, ControlTowerError
-from controltower.plugins import provider_names
-from controltower.settings import Settings, load_settings, with_demo_model
+from controltower.cli.common import database_url, fail, load, open_trace_store
+from controltower.cli.prompts import prompts
+from controltower.errors import ControlTowerError
 
 CONFIG_HELP = "YAML config file (models, database_url, master_key …)"
-
-
-def _fail(error: ControlTowerError) -> NoReturn:
-    problems = error.problems if isinstance(error, ConfigError) else [str(error)]
-    click.secho(f"error: {len(problems)} problem(s) found", fg="red", err=True)
-    for problem in problems:
-        click.echo(f"  - {problem}", err=True)
-    sys.exit(2)
-
-
-def load(config: str | None) -> Settings:
-    """Settings from a file (or the demo model when none is configured)."""
-    try:
-        settings = load_settings(config, known_providers=provider_names())
-    except ConfigError as exc:
-        _fail(exc)
-    return with_demo_model(settings)
 
 
 @click.group()
@@ -70,7 +52,7 @@ def serve(config: str | None, host: str, port: int, log_level: str, workers: int
             settings, host=host, port=port, log_level=log_level, workers=workers, config_path=config
         )
     except ControlTowerError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.group()
@@ -98,7 +80,7 @@ def db_upgrade(config: str | None) -> None:
     """Run the migrations up to the newest schema."""
     from controltower.store import create_store_engine, current_revision, upgrade
 
-    engine = create_store_engine(_database_url(config))
+    engine = create_store_engine(database_url(config))
     try:
         upgrade(engine)
         click.echo(f"database at revision {current_revision(engine)}")
@@ -138,12 +120,12 @@ def traces_list(
     from controltower.tracing.params import trace_filter
 
     params = {key: value for key, value in filters.items() if value is not None}
-    store = _store(config)
+    store = open_trace_store(config)
     try:
         where = trace_filter(params, now_us())
         data, next_cursor = store.list_traces(limit, cursor, where)
     except ControlTowerError as exc:
-        _fail(exc)
+        fail(exc)
     finally:
         store.close()
     if as_json:
@@ -160,7 +142,7 @@ def traces_show(trace_id: str, config: str | None, as_json: bool) -> None:
     """Show one trace with its spans."""
     from controltower.cli.render import trace_tree
 
-    store = _store(config)
+    store = open_trace_store(config)
     try:
         trace = store.get_trace(trace_id)
     finally:
@@ -186,7 +168,7 @@ def users() -> None:
 @click.confirmation_option(prompt="Delete every trace, span and score of this user?")
 def users_delete(user_id: str, config: str | None, project: str | None) -> None:
     """Delete all data of USER_ID (for a GDPR erasure request) and print the counts."""
-    store = _store(config)
+    store = open_trace_store(config)
     try:
         deleted = store.delete_user_data(user_id, project)
     finally:
@@ -210,7 +192,7 @@ def retention_run(config: str | None) -> None:
     if not policy.active:
         click.echo("no retention period is configured: nothing to delete")
         return
-    store = _store(config)
+    store = open_trace_store(config)
     try:
         deleted = policy.sweep(store)
     finally:
@@ -218,13 +200,4 @@ def retention_run(config: str | None) -> None:
     click.echo(orjson.dumps({"deleted": deleted}).decode())
 
 
-def _database_url(config: str | None) -> str:
-    from controltower.server.run import DEFAULT_DATABASE_URL
-
-    return load(config).database_url or DEFAULT_DATABASE_URL
-
-
-def _store(config: str | None) -> Any:
-    from controltower.store import open_store
-
-    return open_store(_database_url(config))
+main.add_command(prompts)

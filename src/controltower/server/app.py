@@ -9,11 +9,13 @@ from controltower.cost import PriceTable
 from controltower.errors import APIError
 from controltower.gateway import Gateway
 from controltower.gateway.service import ProviderFactory
+from controltower.prompts import InMemoryPromptStore, PromptStore
 from controltower.server.api import build_api
 from controltower.server.asgi import Receive, Scope, Send, send_bytes, send_error
 from controltower.server.auth import MasterKeyAuth, login_location, wants_page
 from controltower.server.ingest_routes import ingest_routes
 from controltower.server.openai_routes import OpenAIRoutes
+from controltower.server.prompt_routes import prompt_routes
 from controltower.settings import Settings
 from controltower.tracing import (
     ObservabilityStore,
@@ -37,6 +39,7 @@ class GatewayApp:
         make_provider: ProviderFactory,
         store: ObservabilityStore,
         *,
+        prompt_store: PromptStore | None = None,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
@@ -61,6 +64,7 @@ class GatewayApp:
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
         extra = [
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
+            *prompt_routes(prompt_store or InMemoryPromptStore()),
             *web_routes(store, check_key=self.auth.accepts),
         ]
         self._api = build_api(store, self.writer, extra)

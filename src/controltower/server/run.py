@@ -32,7 +32,14 @@ def build_app(settings: Settings, store: ObservabilityStore | None = None) -> Ga
     if store is None:
         store = build_store(settings)
     close = getattr(store, "close", None)
-    return GatewayApp(settings, make_provider, store, on_shutdown=close)
+    # prompts live in the same database as the traces (an in-memory store serves tests)
+    engine = getattr(store, "engine", None)
+    prompt_store = None
+    if engine is not None:
+        from controltower.store import SqlPromptStore
+
+        prompt_store = SqlPromptStore(engine)
+    return GatewayApp(settings, make_provider, store, prompt_store=prompt_store, on_shutdown=close)
 
 
 def check_bind(host: str, settings: Settings) -> None:

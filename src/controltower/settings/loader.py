@@ -86,15 +86,19 @@ def parse_settings(
     return settings
 
 
-def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
+def read_yaml(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML's node tree (for line numbers) and its data; ConfigError at a syntax error."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark is not None else filename
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}: not valid YAML ({problem}); fix the syntax there"]) from None
+
+
+def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
+    node, data = read_yaml(text, filename)
     lines: dict[Loc, int] = {}
     if node is not None:
         _index_lines(node, (), lines)

@@ -1,16 +1,21 @@
-"""Storage of traces and spans in SQLite or PostgreSQL, and the in-memory fake."""
+"""Storage of traces, spans and prompts in SQLite or PostgreSQL, and the in-memory fake."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine as _Engine  # not re-exported
+
 from controltower.store.engine import create_store_engine, current_revision, upgrade
 from controltower.store.memory import InMemoryStore
+from controltower.store.prompts import SqlPromptStore
 from controltower.store.traces import SqlTraceStore
 
 __all__ = [
     "InMemoryStore",
+    "SqlPromptStore",
     "SqlTraceStore",
     "create_store_engine",
     "current_revision",
+    "open_prompt_store",
     "open_store",
     "upgrade",
 ]
@@ -18,10 +23,19 @@ __all__ = [
 
 def open_store(url: str) -> SqlTraceStore:
     """Open the trace store at a database URL, migrated to the newest schema."""
+    return SqlTraceStore(_migrated_engine(url))
+
+
+def open_prompt_store(url: str) -> SqlPromptStore:
+    """Open the prompt store at a database URL, migrated to the newest schema."""
+    return SqlPromptStore(_migrated_engine(url))
+
+
+def _migrated_engine(url: str) -> _Engine:
     engine = create_store_engine(url)
     try:
         upgrade(engine)
     except BaseException:
         engine.dispose()
         raise
-    return SqlTraceStore(engine)
+    return engine

@@ -1,4 +1,4 @@
-"""The trace tables: one SQLAlchemy Core schema for SQLite and PostgreSQL."""
+"""The store's tables (traces, prompts, audit): one SQLAlchemy Core schema for both databases."""
 
 from __future__ import annotations
 
@@ -64,11 +64,13 @@ def json_type() -> TypeEngine[Any]:
 
 
 def build_metadata() -> sa.MetaData:
-    """A fresh MetaData holding the `traces`, `spans` and `scores` tables."""
+    """A fresh MetaData holding every table: traces, spans, scores, prompts and audit."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
     _scores_table(metadata)
+    _prompt_tables(metadata)
+    _audit_table(metadata)
     return metadata
 
 
@@ -161,4 +163,67 @@ def _scores_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Index("ix_scores_trace_id", "trace_id"),
         sa.Index("ix_scores_name_created_us", "name", "created_us"),
+    )
+
+
+def _prompt_tables(metadata: sa.MetaData) -> None:
+    # prompts.latest_version is the newest version; writers of one prompt lock its row
+    sa.Table(
+        "prompts",
+        metadata,
+        sa.Column("name", sa.String(), primary_key=True),
+        sa.Column("latest_version", sa.Integer, nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        "prompt_versions",
+        metadata,
+        sa.Column("name", sa.String(), sa.ForeignKey("prompts.name"), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("content", json_type(), nullable=False),
+        sa.Column("content_hash", sa.String(), nullable=False),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.Column("message", sa.Text),
+        sa.Column("author", sa.String()),
+        sa.Column("source", sa.Text),
+    )
+    sa.Table(
+        "prompt_labels",
+        metadata,
+        sa.Column("prompt", sa.String(), sa.ForeignKey("prompts.name"), primary_key=True),
+        sa.Column("label", sa.String(), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("protected", sa.Boolean, nullable=False),
+        sa.Column("split", json_type()),
+        sa.Column("updated_us", sa.BigInteger, nullable=False),
+    )
+    # the id orders the moves: several can share a microsecond
+    sa.Table(
+        "prompt_label_moves",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("prompt", sa.String(), sa.ForeignKey("prompts.name"), nullable=False),
+        sa.Column("label", sa.String(), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("previous_version", sa.Integer),
+        sa.Column("action", sa.String(), nullable=False),
+        sa.Column("actor", sa.String()),
+        sa.Column("at_us", sa.BigInteger, nullable=False),
+        sa.Column("split", json_type()),
+        sa.Index("ix_prompt_label_moves_prompt_label_id", "prompt", "label", "id"),
+    )
+
+
+def _audit_table(metadata: sa.MetaData) -> None:
+    sa.Table(
+        "audit_events",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at_us", sa.BigInteger, nullable=False),
+        sa.Column("actor", sa.String()),
+        sa.Column("action", sa.String(), nullable=False),
+        sa.Column("target", sa.String(), nullable=False),
+        sa.Column("before", json_type()),
+        sa.Column("after", json_type()),
+        sa.Index("ix_audit_events_target_id", "target", "id"),
     )

@@ -1,0 +1,181 @@
+"""What a version holds, as plain data: names' rules, the canonical hash, and diffs."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, get_args
+
+import orjson
+import yaml
+
+from controltower.domain.prompt import (
+    LATEST,
+    PromptContent,
+    PromptVersion,
+    SplitArm,
+    VariableSpec,
+    VariableType,
+)
+from controltower.errors import InvalidRequest
+
+LABEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+PROMPT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+VARIABLE_TYPES: tuple[str, ...] = get_args(VariableType)
+
+
+def check_prompt_name(name: str) -> str:
+    """The name when it is a valid prompt name (lowercase, digits, `-_.`, `/` for folders)."""
+    if len(name) > 200 or not PROMPT_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"invalid prompt name {name!r}: use lowercase letters, digits, `-`, `_`, `.`, "
+            "and `/` between folder names",
+            param="name",
+        )
+    return name
+
+
+def check_label_name(label: str, *, movable: bool = True) -> str:
+    """The label when valid; `latest` is refused when the label is to be moved or split."""
+    if not LABEL_NAME.fullmatch(label):
+        raise InvalidRequest(
+            f"invalid label {label!r}: use 1-64 lowercase letters, digits, `-`, `_`, `.`",
+            param="label",
+        )
+    if movable and label == LATEST:
+        raise InvalidRequest(
+            "`latest` follows the newest version; it cannot be moved or split", param="label"
+        )
+    return label
+
+
+def check_split(arms: list[SplitArm]) -> tuple[SplitArm, ...]:
+    """The arms of a valid split: two or more distinct versions with positive weights."""
+    versions = [arm.version for arm in arms]
+    if len(set(versions)) < 2 or len(set(versions)) != len(versions):
+        raise InvalidRequest("a split needs two or more different versions", param="arms")
+    if any(not arm.weight > 0 for arm in arms):
+        raise InvalidRequest("every split weight must be a positive number", param="arms")
+    return tuple(arms)
+
+
+def split_primary(arms: tuple[SplitArm, ...]) -> int:
+    """The version a split label reports as its own: the heaviest arm (the first on ties)."""
+    return max(arms, key=lambda arm: arm.weight).version
+
+
+def check_content(content: PromptContent) -> PromptContent:
+    """The content when it has exactly one of messages and text."""
+    if (content.messages is None) == (content.text is None):
+        raise InvalidRequest("a prompt has either `messages` or `text`, not both nor neither")
+    return content
+
+
+def variable_to_dict(spec: VariableSpec) -> dict[str, Any]:
+    """A variable's spec as JSON-ready data, without the fields left at their defaults."""
+    out: dict[str, Any] = {"type": spec.type}
+    if spec.required:
+        out["required"] = True
+    if spec.enum is not None:
+        out["enum"] = list(spec.enum)
+    if spec.default is not None:
+        out["default"] = spec.default
+    if spec.description is not None:
+        out["description"] = spec.description
+    return out
+
+
+def content_to_dict(content: PromptContent) -> dict[str, Any]:
+    """Content as JSON-ready data (for the store's JSON columns, the API and the hash)."""
+    out: dict[str, Any] = {}
+    if content.messages is not None:
+        out["messages"] = [dict(m) for m in content.messages]
+    else:
+        out["text"] = content.text
+    out["model"] = content.model
+    out["params"] = dict(content.params)
+    out["variables"] = {k: variable_to_dict(v) for k, v in content.variables.items()}
+    return out
+
+
+def content_from_dict(data: dict[str, Any]) -> PromptContent:
+    """The inverse of content_to_dict (trusted data, e.g. read back from the store)."""
+    messages = data.get("messages")
+    variables = {
+        name: VariableSpec(
+            type=spec.get("type", "string"),
+            required=bool(spec.get("required", False)),
+            enum=tuple(spec["enum"]) if spec.get("enum") is not None else None,
+            default=spec.get("default"),
+            description=spec.get("description"),
+        )
+        for name, spec in (data.get("variables") or {}).items()
+    }
+    return PromptContent(
+        messages=tuple(dict(m) for m in messages) if messages is not None else None,
+        text=data.get("text"),
+        model=data.get("model"),
+        params=dict(data.get("params") or {}),
+        variables=variables,
+    )
+
+
+def content_hash(content: PromptContent) -> str:
+    """sha256 of the content's canonical JSON: the same content always hashes the same."""
+    canonical = orjson.dumps(content_to_dict(content), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDiff:
+    """Unified diffs of two versions' templates and of their configuration."""
+
+    template: str
+    config: str
+
+    @property
+    def text(self) -> str:
+        """Both diffs, template first; empty when the versions hold the same content."""
+        return self.template + self.config
+
+
+def _template_lines(content: PromptContent) -> list[str]:
+    if content.text is not None:
+        return _lines(content.text)
+    lines: list[str] = []
+    for i, message in enumerate(content.messages or ()):
+        lines.append(f"[{i}] {message.get('role')}:\n")
+        lines.extend(_lines(str(message.get("content", ""))))
+    return lines
+
+
+def _config_lines(content: PromptContent) -> list[str]:
+    data = content_to_dict(content)
+    data.pop("messages", None)
+    data.pop("text", None)
+    dumped = yaml.safe_dump(data, sort_keys=True, allow_unicode=True, default_flow_style=False)
+    return _lines(dumped)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
+
+
+def diff_versions(a: PromptVersion, b: PromptVersion) -> VersionDiff:
+    """What changed from version a to version b, as unified diffs (template, then config)."""
+    left, right = f"{a.name}#{a.version}", f"{b.name}#{b.version}"
+    template = difflib.unified_diff(
+        _template_lines(a.content),
+        _template_lines(b.content),
+        f"{left} template",
+        f"{right} template",
+    )
+    config = difflib.unified_diff(
+        _config_lines(a.content), _config_lines(b.content), f"{left} config", f"{right} config"
+    )
+    return VersionDiff("".join(template), "".join(config))
