@@ -24,7 +24,7 @@ EXPECTED_INDEXES = {
         "ix_traces_name_start_us",
         "ix_traces_model_start_us",
     },
-    "spans": {"ix_spans_trace_id"},
+    "spans": {"ix_spans_trace_id", "ix_spans_prompt"},
     "scores": {"ix_scores_trace_id", "ix_scores_name_created_us"},
     "prompts": set(),
     "prompt_versions": set(),
@@ -48,7 +48,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     inspector = sa.inspect(engine)
     assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
@@ -63,7 +63,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

@@ -1,5 +1,6 @@
 """Orchestration of a gateway call: route, retry, fall back, and record the trace."""
 
+from controltower.gateway.prompts import PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying
 from controltower.gateway.router import BalancedAlias, DeploymentState, NoDeploymentAvailable
 from controltower.gateway.service import Caller, Gateway
@@ -12,5 +13,7 @@ __all__ = [
     "Fallback",
     "Gateway",
     "NoDeploymentAvailable",
+    "PromptResolver",
+    "PromptUse",
     "Retrying",
 ]

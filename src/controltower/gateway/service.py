@@ -21,6 +21,7 @@ from controltower.domain import (
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
+from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying
 from controltower.gateway.router import BalancedAlias, DeploymentState
 from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
@@ -50,8 +51,15 @@ class Caller:
 class Gateway:
     """Serves model aliases from settings; records every call through `record`."""
 
-    def __init__(self, settings: Settings, make_provider: ProviderFactory, record: RecordSink):
+    def __init__(
+        self,
+        settings: Settings,
+        make_provider: ProviderFactory,
+        record: RecordSink,
+        prompts: PromptResolver | None = None,
+    ):
         self._record = record
+        self.prompts = prompts
         self.balanced: dict[str, BalancedAlias] = {}
         self._prices: dict[str, Prices] = {}
         for alias in settings.models:
@@ -84,12 +92,15 @@ class Gateway:
         """Answer a chat completion body; a stream is traced when it ends."""
         alias = body["model"]
         route = self.routes.get(alias)
+        prompt = None
         if route is None:
-            raise self._unknown(alias)
+            # only a name that is no alias pays for the prompt check
+            body, prompt = self._resolve_prompt(body, caller)
+            route = self.routes[body["model"]]
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-        call = _Call(trace_id or new_trace_id(), body, caller, self._prices)
+        call = _Call(trace_id or new_trace_id(), body, caller, self._prices, prompt=prompt)
         # the timeout is set per attempt, from the deployment that takes it
         request = ChatRequest(body, client_wants_usage=wants_usage, trace=call.trace)
         try:
@@ -139,6 +150,22 @@ class Gateway:
         self._record(call.finish(None, result.usage))
         return result
 
+    def _resolve_prompt(
+        self, body: dict[str, Any], caller: Caller
+    ) -> tuple[dict[str, Any], PromptUse]:
+        alias = body["model"]
+        if self.prompts is None or not isinstance(alias, str) or not alias.startswith(PREFIX):
+            raise self._unknown(alias)
+        resolved, prompt = self.prompts.resolve(body, caller)
+        if resolved["model"] not in self.routes:
+            raise ModelNotFound(
+                f"prompt `{prompt.name}` version {prompt.version} calls the model "
+                f"{resolved['model']!r}, which does not exist on this gateway; "
+                f"use one of {sorted(self.routes)}",
+                param="model",
+            )
+        return resolved, prompt
+
     def _unknown(self, alias: object) -> ModelNotFound:
         return ModelNotFound(
             f"The model {alias!r} does not exist on this gateway; use one of {sorted(self.routes)}",
@@ -157,7 +184,17 @@ class Gateway:
 class _Call:
     """The trace of one gateway call while it is under way."""
 
-    __slots__ = ("body", "caller", "kind", "model", "prices", "start_us", "trace", "ttft_us")
+    __slots__ = (
+        "body",
+        "caller",
+        "kind",
+        "model",
+        "prices",
+        "prompt",
+        "start_us",
+        "trace",
+        "ttft_us",
+    )
 
     def __init__(
         self,
@@ -166,8 +203,10 @@ class _Call:
         caller: Caller,
         prices: dict[str, Prices],
         kind: SpanKind = "generation",
+        prompt: PromptUse | None = None,
     ) -> None:
         self.body = body
+        self.prompt = prompt
         self.caller = caller
         self.prices = prices
         self.kind = kind
@@ -211,6 +250,9 @@ class _Call:
         if error is not None:
             root.status = "error"
             root.error = _describe(error)
+        metadata = caller.metadata
+        if self.prompt is not None:
+            metadata = _mark_prompt(root, self.prompt, metadata)
         trace = Trace(
             id=self.trace.trace_id,
             name=root.name,
@@ -219,7 +261,7 @@ class _Call:
             user_id=caller.user_id or _str_or_none(body.get("user")),
             session_id=caller.session_id,
             tags=caller.tags,
-            metadata=caller.metadata,
+            metadata=metadata,
             input=inputs,
             output=output,
             status=root.status,
@@ -230,6 +272,17 @@ class _Call:
         if len(attempts) == 1 and attempts[0].status == "ok":
             return TraceRecord(trace, [root], partial=partial)  # the root span says it all
         return TraceRecord(trace, [root, *attempts], partial=partial)
+
+
+def _mark_prompt(root: Span, prompt: PromptUse, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Name the prompt version on the root span; the trace's metadata with it."""
+    root.prompt_name, root.prompt_version = prompt.name, prompt.version
+    root.name = f"chat {prompt.reference}"
+    root.attributes["prompt"] = prompt.reference
+    root.attributes["prompt_variables"] = prompt.variables
+    if prompt.label is not None:
+        root.attributes["prompt_label"] = prompt.label
+    return {**metadata, "prompt_name": prompt.name, "prompt_version": prompt.version}
 
 
 def _fill_from_stream(summary: StreamSummary, record: TraceRecord) -> None:

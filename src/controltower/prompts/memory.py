@@ -212,6 +212,12 @@ class InMemoryPromptStore:
             found = [e for e in reversed(self._audit) if _matches(e.target, target)]
             return found[:limit]
 
+    def version_marker(self) -> object:
+        """A value that changes whenever any prompt, label or split changes (cheap to read)."""
+        # every change writes one audit event, and events are never removed
+        with self._lock:
+            return len(self._audit)
+
     # The helpers below run with the lock held.
 
     def _prompt(self, name: str) -> list[PromptVersion]:

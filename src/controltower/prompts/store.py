@@ -83,3 +83,7 @@ class PromptStore(Protocol):
     def audit_events(self, target: str | None = None, limit: int = 100) -> list[AuditEvent]:
         """Audit events, newest first, of one prompt (its labels included) or all."""
         ...
+
+    def version_marker(self) -> object:
+        """A value that changes whenever any prompt, label or split changes (cheap to read)."""
+        ...

@@ -17,17 +17,21 @@ from controltower.sdk.decorator import observe
 from controltower.sdk.exporter import ExportStats
 from controltower.sdk.live import LiveSpan
 from controltower.sdk.openai_wrap import wrap_openai
+from controltower.sdk.prompts import Prompt, PromptUnavailable, get_prompt
 from controltower.sdk.runtime import SdkConfig, flush, init, shutdown, stats
 
 __all__ = [
     "ExportStats",
     "LiveSpan",
+    "Prompt",
+    "PromptUnavailable",
     "SdkConfig",
     "bind_context",
     "current_span",
     "flush",
     "get_current_span_id",
     "get_current_trace_id",
+    "get_prompt",
     "init",
     "observe",
     "score",

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from controltower.cost import PriceTable
 from controltower.errors import APIError
-from controltower.gateway import Gateway
+from controltower.gateway import Gateway, PromptResolver
 from controltower.gateway.service import ProviderFactory
 from controltower.prompts import InMemoryPromptStore, PromptStore
 from controltower.server.api import build_api
@@ -40,6 +40,7 @@ class GatewayApp:
         store: ObservabilityStore,
         *,
         prompt_store: PromptStore | None = None,
+        prompt_refresh_s: float = 1.0,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
@@ -50,7 +51,10 @@ class GatewayApp:
             flush_interval_s=settings.trace_flush_interval_s,
             enrich=prices.price_record,
         )
-        self.gateway = Gateway(settings, make_provider, self.writer.enqueue)
+        self.prompt_store = prompt_store or InMemoryPromptStore()
+        # prompt references are served from memory, refreshed in the background
+        self.prompts = PromptResolver(self.prompt_store, prompt_refresh_s)
+        self.gateway = Gateway(settings, make_provider, self.writer.enqueue, self.prompts)
         self.auth = MasterKeyAuth(
             settings.master_key.get_secret_value() if settings.master_key else None
         )
@@ -64,8 +68,8 @@ class GatewayApp:
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
         extra = [
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
-            *prompt_routes(prompt_store or InMemoryPromptStore()),
-            *web_routes(store, check_key=self.auth.accepts),
+            *prompt_routes(self.prompt_store, store),
+            *web_routes(store, self.prompt_store, check_key=self.auth.accepts),
         ]
         self._api = build_api(store, self.writer, extra)
         retention = settings.retention
@@ -98,8 +102,10 @@ class GatewayApp:
             if message["type"] == "lifespan.startup":
                 self.writer.start()
                 self.retention.start()
+                self.prompts.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.prompts.stop()
                 await self.gateway.aclose()
                 self.retention.stop()
                 self.writer.shutdown()

@@ -76,10 +76,13 @@ class OpenAIRoutes:
         await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The model aliases, in the OpenAI list format."""
+        """The model aliases and prompt references, in the OpenAI list format."""
+        names = self.gateway.model_ids()
+        if self.gateway.prompts is not None:
+            names += self.gateway.prompts.references()
         data = [
             {"id": name, "object": "model", "created": self.created, "owned_by": "controltower"}
-            for name in self.gateway.model_ids()
+            for name in names
         ]
         await send_json(send, 200, {"object": "list", "data": data})
 

@@ -1,7 +1,7 @@
 """The prompt registry's REST API: versions, labels, splits, rollback, history, audit, render.
 
 Prompt names may hold `/` (folders), so the routes that end in a keyword (`/versions`,
-`/labels/...`, `/history`, `/render`) are matched before the bare `/api/prompts/{name}`.
+`/labels/...`, `/history`, `/render`, `/metrics`) are matched before the bare `/api/prompts/{name}`.
 """
 
 from __future__ import annotations
@@ -16,21 +16,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from controltower.domain.ids import now_us
 from controltower.domain.prompt import (
-    AuditEvent,
-    LabelMove,
     PromptContent,
     PromptLabel,
     PromptVersion,
     SplitArm,
 )
 from controltower.errors import ConfigError, InvalidRequest, NotFound, RequestTooLarge
-from controltower.prompts.content import content_to_dict
 from controltower.prompts.files import parse_prompt
 from controltower.prompts.render import PromptRenderer, RenderedPrompt
 from controltower.prompts.store import PromptStore
+from controltower.server.prompt_forms import (
+    event_to_api,
+    label_to_api,
+    metrics_to_api,
+    move_to_api,
+    rendered_to_api,
+    version_to_api,
+)
 from controltower.server.query_routes import json_response
+from controltower.store.memory import InMemoryStore
+from controltower.store.prompt_metrics import (
+    MetricsWindow,
+    VersionMetrics,
+    memory_prompt_metrics,
+    sql_prompt_metrics,
+)
 from controltower.store.serialize import us_to_iso
+from controltower.tracing.params import parse_time
 
 MAX_BODY = 1024 * 1024
 _CONTENT_KEYS = ("messages", "text", "model", "params", "variables")
@@ -39,16 +53,17 @@ _VERSION_KEYS = (*_CONTENT_KEYS, "message", "author", "source")
 _PROBLEM = re.compile(r"^body(?::\d+)? (?P<path>[^:]+): ")
 
 
-def prompt_routes(store: PromptStore) -> list[BaseRoute]:
-    """The /api/prompts and /api/audit routes over a prompt store."""
-    return PromptRoutes(store).routes()
+def prompt_routes(store: PromptStore, traces: Any = None) -> list[BaseRoute]:
+    """The /api/prompts and /api/audit routes over a prompt store (metrics from `traces`)."""
+    return PromptRoutes(store, traces).routes()
 
 
 class PromptRoutes:
     """Handlers of the prompt registry API; each parses, calls the store once, answers."""
 
-    def __init__(self, store: PromptStore) -> None:
+    def __init__(self, store: PromptStore, traces: Any = None) -> None:
         self.store = store
+        self.traces = traces  # the trace store the per-version metrics are read from
         self.renderer = PromptRenderer()
 
     def routes(self) -> list[BaseRoute]:
@@ -65,6 +80,7 @@ class PromptRoutes:
             Route(label, self.move_label, methods=["PUT"]),
             Route(f"{base}/history", self.history, methods=["GET"]),
             Route(f"{base}/render", self.render, methods=["POST"]),
+            Route(f"{base}/metrics", self.metrics, methods=["GET"]),
             Route(base, self.get_prompt, methods=["GET"]),
             Route("/api/audit", self.audit, methods=["GET"]),
         ]
@@ -288,6 +304,62 @@ class PromptRoutes:
 
         return json_response(rendered_to_api(await run_in_threadpool(run)))
 
+    async def metrics(self, request: Request) -> Response:
+        """
+        summary: Per-version metrics - requests, latency, tokens, cost, errors, user scores
+        description: >
+          A request is a generation span recorded with this prompt's name and version.
+          since, until - an ISO date or date-time, or a time ago (24h, 7d); they bound the
+          spans' start. Every version is listed, newest first, zeros when unserved.
+          Latency percentiles are nearest-rank; user_scores are the means of the numeric
+          and boolean scores with source user on the traces a version served.
+        responses:
+          200: {description: "{name, data: [{version, labels, requests, error_rate, ...}]}"}
+          400: {description: An invalid since or until}
+          404: {description: No such prompt}
+        """
+        name = request.path_params["name"]
+        now = now_us()
+        params = request.query_params
+        window = MetricsWindow(
+            since_us=_time_param(params.get("since"), "since", now),
+            until_us=_time_param(params.get("until"), "until", now),
+        )
+
+        def read() -> tuple[list[PromptVersion], list[PromptLabel], dict[int, VersionMetrics]]:
+            versions, labels = self.store.list_versions(name), self.store.labels(name)
+            return versions, labels, metrics_of(self.traces, name, window)
+
+        versions, labels, found = await run_in_threadpool(read)
+        data = [
+            metrics_to_api(
+                found.get(v.version) or VersionMetrics(v.version),
+                [lb.label for lb in labels if _serves(lb, v.version)],
+            )
+            for v in versions
+        ]
+        return json_response({"name": name, "data": data})
+
+
+def metrics_of(traces: Any, name: str, window: MetricsWindow) -> dict[int, VersionMetrics]:
+    """Per-version metrics from a SQL trace store, the in-memory fake, or none (no rows)."""
+    if isinstance(traces, InMemoryStore):
+        return memory_prompt_metrics(traces, name, window)
+    engine = getattr(traces, "engine", None)
+    if engine is None:
+        return {}
+    return sql_prompt_metrics(engine, name, window)
+
+
+def _serves(label: PromptLabel, version: int) -> bool:
+    if label.split:
+        return any(arm.version == version for arm in label.split)
+    return label.version == version
+
+
+def _time_param(raw: str | None, param: str, now: int) -> int | None:
+    return None if raw is None or not raw.strip() else parse_time(raw, param, now)
+
 
 # -- request bodies ---------------------------------------------------------------------
 
@@ -404,67 +476,3 @@ def _limit(raw: str | None) -> int:
 
 
 # -- answers ----------------------------------------------------------------------------
-
-
-def version_to_api(version: PromptVersion, *, source: bool = True) -> dict[str, Any]:
-    """The API form of a version: identity, commit data and content (and source)."""
-    out: dict[str, Any] = {
-        "name": version.name,
-        "version": version.version,
-        "content_hash": version.content_hash,
-        "created_time": us_to_iso(version.created_us),
-        "message": version.message,
-        "author": version.author,
-        **content_to_dict(version.content),
-    }
-    if source:
-        out["source"] = version.source
-    return out
-
-
-def label_to_api(label: PromptLabel) -> dict[str, Any]:
-    """The API form of a label."""
-    return {
-        "label": label.label,
-        "version": label.version,
-        "protected": label.protected,
-        "split": [{"version": a.version, "weight": a.weight} for a in label.split],
-        "updated_time": us_to_iso(label.updated_us) if label.updated_us else None,
-    }
-
-
-def move_to_api(move: LabelMove) -> dict[str, Any]:
-    """The API form of a label move."""
-    return {
-        "prompt": move.prompt,
-        "label": move.label,
-        "action": move.action,
-        "version": move.version,
-        "previous_version": move.previous_version,
-        "split": [{"version": a.version, "weight": a.weight} for a in move.split],
-        "actor": move.actor,
-        "time": us_to_iso(move.at_us),
-    }
-
-
-def event_to_api(event: AuditEvent) -> dict[str, Any]:
-    """The API form of an audit event."""
-    return {
-        "id": event.id,
-        "time": us_to_iso(event.at_us),
-        "actor": event.actor,
-        "action": event.action,
-        "target": event.target,
-        "before": event.before,
-        "after": event.after,
-    }
-
-
-def rendered_to_api(rendered: RenderedPrompt) -> dict[str, Any]:
-    """The API form of a rendered version: messages or text, model and parameters."""
-    out: dict[str, Any] = {"name": rendered.name, "version": rendered.version}
-    if rendered.messages is not None:
-        out["messages"] = list(rendered.messages)
-    else:
-        out["text"] = rendered.text
-    return {**out, "model": rendered.model, "params": rendered.params}

@@ -38,7 +38,10 @@ def check_chat(body: dict[str, Any]) -> None:
         raise InvalidRequest("`model` is required and must be a string", param="model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("`messages` must be a non-empty array", param="messages")
+        # a prompt reference brings its own messages (more may follow them)
+        if not (model.startswith("prompt:") and (messages is None or messages == [])):
+            raise InvalidRequest("`messages` must be a non-empty array", param="messages")
+        messages = ()
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise InvalidRequest(

@@ -40,6 +40,7 @@ from controltower.prompts.errors import ProtectedLabel
 from controltower.store.schema import build_metadata
 
 MAX_AUDIT_LIMIT = 1000
+MARKER_WINDOW = 64  # ids a late-committing concurrent change may hold
 State = dict[str, Any]
 
 
@@ -241,6 +242,17 @@ class SqlPromptStore:
             query = query.where(sa.or_(a.c.target == target, prefix))
         with self._engine.connect() as conn:
             return [_event_of(row) for row in conn.execute(query)]
+
+    def version_marker(self) -> object:
+        """A value that changes whenever any prompt, label or split changes (cheap to read)."""
+        # Every change writes one audit event in its transaction. The newest id alone could
+        # miss a transaction that took a lower id but committed later (PostgreSQL), so the
+        # count of the newest ids' range is part of the marker. Both are index lookups.
+        a = self._audit
+        with self._engine.connect() as conn:
+            newest = int(conn.execute(sa.select(sa.func.max(a.c.id))).scalar() or 0)
+            recent = sa.select(sa.func.count()).where(a.c.id > newest - MARKER_WINDOW)
+            return (newest, int(conn.execute(recent).scalar_one()))
 
     # -- inside a transaction -----------------------------------------------------------
 

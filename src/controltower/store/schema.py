@@ -141,6 +141,8 @@ def _spans_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("prompt_version", sa.Integer),
         sa.Column("attributes", json_type()),
         sa.Index("ix_spans_trace_id", "trace_id"),
+        # per-version metrics of a prompt read only its spans
+        sa.Index("ix_spans_prompt", "prompt_name", "prompt_version", "start_us"),
     )
 
 

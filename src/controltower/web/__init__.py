@@ -7,9 +7,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from controltower.prompts import PromptStore
 from controltower.tracing import ObservabilityStore
 from controltower.web.group_pages import group_routes
 from controltower.web.login import KeyCheck, login_routes
+from controltower.web.prompt_pages import prompt_page_routes
 from controltower.web.render import STATIC_DIR, make_environment
 from controltower.web.trace_pages import trace_routes
 from controltower.web.views import COOKIE_NAME, Renderer
@@ -17,9 +19,19 @@ from controltower.web.views import COOKIE_NAME, Renderer
 __all__ = ["COOKIE_NAME", "KeyCheck", "web_routes"]
 
 
-def web_routes(store: ObservabilityStore, check_key: KeyCheck | None = None) -> list[BaseRoute]:
-    """The UI's pages and static files; `check_key` lets `/login` refuse a wrong key."""
-    renderer = Renderer(make_environment())
+def web_routes(
+    store: ObservabilityStore,
+    prompt_store: PromptStore | None = None,
+    check_key: KeyCheck | None = None,
+) -> list[BaseRoute]:
+    """The UI's pages and static files; `check_key` lets `/login` refuse a wrong key.
+
+    The prompt pages (and their nav link) are there when `prompt_store` is given.
+    """
+    env = make_environment()
+    env.globals["show_prompts"] = prompt_store is not None
+    renderer = Renderer(env)
+    prompt_pages = [] if prompt_store is None else prompt_page_routes(prompt_store, renderer)
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/traces", status_code=307)
@@ -28,6 +40,7 @@ def web_routes(store: ObservabilityStore, check_key: KeyCheck | None = None) -> 
         Route("/", home, include_in_schema=False),
         *trace_routes(store, renderer),
         *group_routes(store, renderer),
+        *prompt_pages,
         *login_routes(renderer, check_key),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

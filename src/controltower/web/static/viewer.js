@@ -337,5 +337,6 @@
   window.CTView = {
     el: el, fmtMs: fmtMs, fmtCost: fmtCost, fmtNum: fmtNum, fmtTime: fmtTime,
     kindLabel: KIND_LABEL, observation: observation,
+    toChat: toChat, chatBlock: chatBlock, textBlock: textBlock, jsonBlock: jsonBlock,
   };
 })();

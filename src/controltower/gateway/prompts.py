@@ -1,0 +1,236 @@
+"""Serve `prompt:` model references from an in-memory snapshot of the prompt store.
+
+The store is read by a background thread only: it polls the store's cheap version marker
+and, when it moved, loads every prompt's labels and versions into a new snapshot that
+replaces the old one in one assignment. A request reads the snapshot and renders with
+templates compiled once, so the database is never on the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from controltower.domain.prompt import LATEST, PromptLabel, PromptVersion
+from controltower.errors import InvalidRequest, ModelNotFound
+from controltower.prompts import PromptRenderer, PromptStore
+
+if TYPE_CHECKING:
+    from controltower.gateway.service import Caller
+
+log = logging.getLogger("controltower.gateway")
+
+PREFIX = "prompt:"
+_HASH_SCALE = float(2**64)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptUse:
+    """Which prompt version served a call, and how it was asked for."""
+
+    reference: str  # the `model` the client sent, e.g. "prompt:refund-policy@production"
+    name: str
+    version: int
+    label: str | None
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    """One prompt in a snapshot: every version by number, every label by name."""
+
+    versions: dict[int, PromptVersion]
+    labels: dict[str, PromptLabel]
+
+
+class PromptResolver:
+    """Turns a body whose `model` is a prompt reference into a plain chat body."""
+
+    def __init__(self, store: PromptStore, refresh_s: float = 1.0) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self._renderer = PromptRenderer()
+        self._prompts: dict[str, _Prompt] = {}
+        self._marker: object = None
+        self._loaded = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the snapshot -------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Reload the snapshot if the store changed since the last load; whether it did."""
+        # the marker is read first: a change during the load moves it again, so the
+        # next poll reloads
+        marker = self.store.version_marker()
+        if self._loaded and marker == self._marker:
+            return False
+        self._prompts = self._load(self._prompts)
+        self._marker, self._loaded = marker, True
+        return True
+
+    def _load(self, old: dict[str, _Prompt]) -> dict[str, _Prompt]:
+        loaded: dict[str, _Prompt] = {}
+        for newest, labels in self.store.list_prompts():
+            known = old.get(newest.name)
+            same = known is not None and _same(known.versions.get(newest.version), newest)
+            # versions never change: only a prompt with a new newest version is re-read
+            versions = known.versions if known is not None and same else None
+            if versions is None:
+                versions = {v.version: v for v in self.store.list_versions(newest.name)}
+            loaded[newest.name] = _Prompt(versions, {label.label: label for label in labels})
+        return loaded
+
+    def start(self) -> None:
+        """Load once now, then keep refreshing in a background thread."""
+        if self._thread is not None:
+            return
+        self._poll_once()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="controltower-prompts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self._poll_once()
+
+    def _poll_once(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # the store may be down: keep serving the snapshot we have
+            log.exception("prompt refresh failed; retrying in %.1f s", self.refresh_s)
+
+    def references(self) -> list[str]:
+        """Every prompt reference a client may send as `model`: NAME and NAME@LABEL."""
+        refs = []
+        for name, prompt in sorted(self._prompts.items()):
+            refs.append(f"{PREFIX}{name}")
+            refs += [
+                f"{PREFIX}{name}@{label}" for label in sorted(prompt.labels) if label != LATEST
+            ]
+        return refs
+
+    # -- the request path ---------------------------------------------------------------
+
+    def resolve(self, body: dict[str, Any], caller: Caller) -> tuple[dict[str, Any], PromptUse]:
+        """The body to send (rendered messages, the version's model and params) and the use."""
+        reference = body["model"]
+        name, label, number = parse_reference(reference)
+        version = self._version(name, label, number, body, caller)
+        variables = body.get("variables")
+        if variables is None:
+            variables = {}
+        elif not isinstance(variables, dict):
+            raise InvalidRequest("`variables` must be a JSON object", param="variables")
+        rendered = self._renderer.render(version, variables)
+        if rendered.model is None:
+            raise InvalidRequest(
+                f"prompt `{name}` version {version.version} names no model; "
+                "set `model` in the prompt",
+                param="model",
+            )
+        if rendered.messages is not None:
+            messages = list(rendered.messages)
+        else:
+            messages = [{"role": "user", "content": rendered.text}]
+        extra = body.get("messages")
+        if extra:  # the conversation so far follows the prompt's own messages
+            messages += extra
+        out = {**rendered.params, **body}  # request parameters override the version's
+        out.pop("variables", None)
+        out["model"] = rendered.model
+        out["messages"] = messages
+        return out, PromptUse(reference, name, version.version, label, variables)
+
+    def _version(
+        self, name: str, label: str | None, number: int | None, body: dict[str, Any], caller: Caller
+    ) -> PromptVersion:
+        prompt = self._prompts.get(name)
+        if prompt is None:
+            raise ModelNotFound(
+                f"prompt `{name}` not found (new prompts are served within "
+                f"{self.refresh_s:g} s of their push)",
+                param="model",
+            )
+        if number is None:
+            found = prompt.labels.get(label or LATEST)
+            if found is None:
+                raise ModelNotFound(f"prompt `{name}` has no label `{label}`", param="model")
+            number = pick_version(found, _sticky_key(body, caller))
+        version = prompt.versions.get(number)
+        if version is None:
+            raise ModelNotFound(f"prompt `{name}` has no version {number}", param="model")
+        return version
+
+
+def parse_reference(reference: str) -> tuple[str, str | None, int | None]:
+    """(name, label, version) of `prompt:NAME`, `prompt:NAME@LABEL` or `prompt:NAME#VERSION`."""
+    ref = reference[len(PREFIX) :]
+    name, at, label = ref.partition("@")
+    if at:
+        if not name or not label:
+            raise _bad_reference(reference)
+        return name, label, None
+    name, sharp, number = ref.partition("#")
+    if not sharp:
+        if not name:
+            raise _bad_reference(reference)
+        return name, None, None
+    if not name or not number.isdigit() or int(number) < 1:
+        raise _bad_reference(reference)
+    return name, None, int(number)
+
+
+def _bad_reference(reference: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"invalid prompt reference {reference!r}: use prompt:NAME, prompt:NAME@LABEL "
+        "or prompt:NAME#VERSION",
+        param="model",
+    )
+
+
+def pick_version(label: PromptLabel, sticky_key: str | None) -> int:
+    """The version a label sends this call to: its own, or a split arm chosen by weight.
+
+    With a sticky key (user or session) the arm is a stable hash of the label and the key,
+    so one user always gets the same version while the split stands; without one, random.
+    """
+    if not label.split:
+        return label.version
+    if sticky_key is None:
+        point = random.random()
+    else:
+        digest = hashlib.blake2b(
+            f"{label.prompt}@{label.label}\x00{sticky_key}".encode(), digest_size=8
+        ).digest()
+        point = int.from_bytes(digest, "big") / _HASH_SCALE
+    point *= sum(arm.weight for arm in label.split)
+    for arm in label.split:
+        point -= arm.weight
+        if point < 0:
+            return arm.version
+    return label.split[-1].version
+
+
+def _sticky_key(body: dict[str, Any], caller: Caller) -> str | None:
+    user = caller.user_id or body.get("user")
+    if isinstance(user, str) and user:
+        return f"user:{user}"
+    if caller.session_id:
+        return f"session:{caller.session_id}"
+    return None
+
+
+def _same(known: PromptVersion | None, newest: PromptVersion) -> bool:
+    return known is not None and known.content_hash == newest.content_hash

@@ -1,0 +1,311 @@
+"""`ct.get_prompt`: a prompt version from the server (or the local store), cached with a TTL.
+
+The cache answers at once; an entry older than its TTL is still answered, and a background
+thread fetches the new one. Jinja2, YAML and SQLAlchemy are imported on the first fetch,
+never by `import controltower`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from controltower.errors import NotFound
+from controltower.sdk import runtime
+
+if TYPE_CHECKING:
+    from controltower.domain.prompt import PromptVersion
+    from controltower.prompts.render import PromptRenderer
+    from controltower.sdk.runtime import SdkConfig
+
+log = logging.getLogger("controltower.sdk")
+
+Fallback = str | list[dict[str, Any]] | dict[str, Any]
+LATEST = "latest"  # the label asked for when neither label nor version is given
+Key = tuple[str, str, str | None, int | None]  # (where from, name, label, version)
+
+
+class PromptUnavailable(Exception):
+    """The server or store could not be reached (a fallback, when given, is used instead)."""
+
+
+class Prompt:
+    """One version of a prompt, ready to render into messages (or text), model and params."""
+
+    __slots__ = ("_version", "is_fallback", "label")
+
+    def __init__(self, version: PromptVersion, label: str | None, is_fallback: bool) -> None:
+        self._version = version
+        self.label = label
+        self.is_fallback = is_fallback  # built from `fallback=`, not fetched
+
+    @property
+    def name(self) -> str:
+        """The prompt's name."""
+        return self._version.name
+
+    @property
+    def version(self) -> int | None:
+        """The version number; None for a fallback."""
+        return None if self.is_fallback else self._version.version
+
+    @property
+    def model(self) -> str | None:
+        """The model alias the version calls."""
+        return self._version.content.model
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The version's call parameters (temperature, max_tokens …), a copy."""
+        return dict(self._version.content.params)
+
+    @property
+    def messages(self) -> tuple[dict[str, Any], ...] | None:
+        """The chat message templates (None for a text prompt)."""
+        return self._version.content.messages
+
+    @property
+    def text(self) -> str | None:
+        """The text template (None for a chat prompt)."""
+        return self._version.content.text
+
+    def render(self, **variables: Any) -> dict[str, Any]:
+        """`{"messages"|"text", "model", "params"}`; PromptRenderError names a bad variable."""
+        rendered = _renderer().render(self._version, variables)
+        out: dict[str, Any] = {}
+        if rendered.messages is not None:
+            out["messages"] = [dict(m) for m in rendered.messages]
+        else:
+            out["text"] = rendered.text
+        out["model"] = rendered.model
+        out["params"] = rendered.params
+        return out
+
+    def __repr__(self) -> str:
+        where = "fallback" if self.is_fallback else f"#{self._version.version}"
+        label = f"@{self.label}" if self.label else ""
+        return f"<Prompt {self.name}{label} {where}>"
+
+
+@dataclass(slots=True)
+class _Entry:
+    prompt: Prompt
+    expires: float  # time.monotonic() after which a background refresh is started
+
+
+_CACHE: dict[Key, _Entry] = {}
+_refreshing: set[Key] = set()
+_lock = threading.Lock()
+_shared: dict[str, Any] = {}  # "renderer", and "store" (embedded mode) with "store_url"
+_hooks_installed = False
+
+
+def get_prompt(
+    name: str,
+    label: str | None = None,
+    version: int | None = None,
+    fallback: Fallback | None = None,
+    ttl_s: float = 60.0,
+) -> Prompt:
+    """A version of a prompt by label (`latest` by default) or number, cached for ttl_s.
+
+    A stale entry is returned at once and refreshed in the background. When nothing is
+    cached and the server cannot be reached (or does not know the prompt), `fallback`
+    (a prompt file's fields as a dict, a list of messages, or a text template) is used;
+    without one, PromptUnavailable or controltower.errors.NotFound is raised.
+    """
+    rt = runtime.RUNTIME or runtime.autoinit()
+    config = rt.config
+    key = (config.url or config.database_url, name, label, version)
+    entry = _CACHE.get(key)
+    if entry is not None:
+        if time.monotonic() > entry.expires:
+            _refresh_later(key, config, ttl_s)
+        return entry.prompt
+    return _fetch_first(key, config, ttl_s, fallback)
+
+
+def clear_cache() -> None:
+    """Forget every cached prompt (the next get_prompt fetches again)."""
+    _CACHE.clear()
+
+
+def _fetch_first(key: Key, config: SdkConfig, ttl_s: float, fallback: Fallback | None) -> Prompt:
+    _, name, label, version = key
+    if label is not None and version is not None:
+        raise ValueError("give a label or a version, not both")
+    shown = label if label is not None or version is not None else LATEST
+    try:
+        prompt = Prompt(_fetch(config, name, label, version), shown, is_fallback=False)
+    except (PromptUnavailable, NotFound) as exc:
+        if fallback is None:
+            raise
+        log.warning("prompt %s: %s; using the fallback", name, exc)
+        prompt = Prompt(_from_fallback(name, fallback), shown, is_fallback=True)
+    _CACHE[key] = _Entry(prompt, time.monotonic() + ttl_s)
+    return prompt
+
+
+def _refresh_later(key: Key, config: SdkConfig, ttl_s: float) -> None:
+    with _lock:
+        if key in _refreshing:
+            return
+        _refreshing.add(key)
+    _install_hooks()
+    thread = threading.Thread(
+        target=_refresh, args=(key, config, ttl_s), name="controltower-prompt", daemon=True
+    )
+    thread.start()
+
+
+def _refresh(key: Key, config: SdkConfig, ttl_s: float) -> None:
+    _, name, label, version = key
+    shown = label if label is not None or version is not None else LATEST
+    try:
+        found = Prompt(_fetch(config, name, label, version), shown, is_fallback=False)
+    except Exception as exc:  # keep serving what is cached; try again after another TTL
+        log.warning("prompt %s: refresh failed (%s); keeping the cached version", name, exc)
+        entry = _CACHE.get(key)
+        if entry is not None:
+            entry.expires = time.monotonic() + ttl_s
+    else:
+        _CACHE[key] = _Entry(found, time.monotonic() + ttl_s)
+    finally:
+        with _lock:
+            _refreshing.discard(key)
+
+
+def _fetch(config: SdkConfig, name: str, label: str | None, version: int | None) -> PromptVersion:
+    if config.url:
+        return _fetch_http(config, name, label, version)
+    return _fetch_local(config, name, label, version)
+
+
+def _fetch_http(
+    config: SdkConfig, name: str, label: str | None, version: int | None
+) -> PromptVersion:
+    from controltower import __version__
+    from controltower.prompts.content import content_from_dict
+
+    assert config.url is not None
+    parts = urlsplit(config.url)
+    where = f"versions/{version}" if version is not None else f"labels/{quote(label or 'latest')}"
+    path = f"{parts.path.rstrip('/')}/api/prompts/{quote(name, safe='/')}/{where}"
+    headers = {"User-Agent": f"controltower-python/{__version__}"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=config.timeout_s)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        status, data = response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise PromptUnavailable(f"{config.url} cannot be reached: {exc}") from exc
+    finally:
+        conn.close()
+    if status == 404:
+        raise NotFound(_error_message(data) or f"no prompt {name!r}", param="name")
+    if status != 200:
+        raise PromptUnavailable(f"HTTP {status} from {config.url}: {_error_message(data)}")
+    answer = orjson.loads(data)
+    found = answer["version"] if version is None else answer
+    return _version(name, found, content_from_dict(found))
+
+
+def _fetch_local(
+    config: SdkConfig, name: str, label: str | None, version: int | None
+) -> PromptVersion:
+    with _lock:
+        store = _shared.get("store")
+        if store is None or _shared.get("store_url") != config.database_url:
+            from controltower.store import open_prompt_store
+
+            try:
+                store = open_prompt_store(config.database_url)
+            except Exception as exc:
+                raise PromptUnavailable(f"the local store cannot be opened: {exc}") from exc
+            _shared["store"], _shared["store_url"] = store, config.database_url
+    _install_hooks()
+    try:
+        found: PromptVersion = store.get_version(name, version=version, label=label)
+    except NotFound:
+        raise
+    except Exception as exc:  # a locked or vanished database file
+        raise PromptUnavailable(f"reading the local store failed: {exc}") from exc
+    return found
+
+
+def _version(name: str, data: dict[str, Any], content: Any) -> PromptVersion:
+    from controltower.domain.prompt import PromptVersion
+
+    return PromptVersion(
+        name=name,
+        version=int(data["version"]),
+        content=content,
+        content_hash=str(data.get("content_hash", "")),
+        created_us=0,
+        message=data.get("message"),
+        author=data.get("author"),
+    )
+
+
+def _from_fallback(name: str, fallback: Fallback) -> PromptVersion:
+    from controltower.prompts.content import content_hash
+    from controltower.prompts.files import parse_prompt
+
+    if isinstance(fallback, str):
+        fields: dict[str, Any] = {"text": fallback}
+    elif isinstance(fallback, list):
+        fields = {"messages": fallback}
+    else:
+        fields = {key: value for key, value in fallback.items() if key != "name"}
+    # checked as a prompt file is: a bad fallback fails loudly, not when it is needed
+    text = orjson.dumps({"name": name, **fields}).decode()
+    _, content = parse_prompt(text, "fallback", expected_name=name)
+    from controltower.domain.prompt import PromptVersion
+
+    return PromptVersion(name, 0, content, content_hash(content), 0)
+
+
+def _error_message(data: bytes) -> str:
+    try:
+        answer = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return data[:200].decode("utf-8", "replace")
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return str(error.get("message", "")) if isinstance(error, dict) else ""
+
+
+def _renderer() -> PromptRenderer:
+    found = _shared.get("renderer")
+    if found is None:
+        from controltower.prompts.render import PromptRenderer
+
+        found = _shared.setdefault("renderer", PromptRenderer())
+    return found  # type: ignore[no-any-return]
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if not _hooks_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    _hooks_installed = True
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it
+    _refreshing.clear()  # their threads did not survive the fork
+    store = _shared.pop("store", None)
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        engine.dispose(close=False)
