@@ -109,6 +109,14 @@ def test_the_prompt_page_shows_versions_labels_history_and_audit(http: httpx.Cli
     assert '"enum":["free","pro"],"default":"free"' in answer.text
 
 
+def test_the_audit_page_lists_every_prompt_change(http: httpx.Client) -> None:
+    answer = http.get("/audit")
+    assert answer.status_code == 200
+    html = text_of(answer.text)
+    assert "label.move" in html and "prompt.create_version" in html and "label.split" in html
+    assert f'href="/prompts/{NAME}"' in html and 'href="/audit" class="active"' in html
+
+
 def test_a_prompt_without_a_schema_offers_what_its_template_reads(http: httpx.Client) -> None:
     html = http.get(f"/prompts/{TEXT_NAME}").text
     assert '"variables":[{"name":"who","type":"string","required":true}]' in html

@@ -141,8 +141,16 @@ def _spans_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("prompt_version", sa.Integer),
         sa.Column("attributes", json_type()),
         sa.Index("ix_spans_trace_id", "trace_id"),
-        # per-version metrics of a prompt read only its spans
-        sa.Index("ix_spans_prompt", "prompt_name", "prompt_version", "start_us"),
+        # per-version metrics of a prompt read only its spans; partial, so that the many
+        # spans without a prompt cost the write path nothing
+        sa.Index(
+            "ix_spans_prompt",
+            "prompt_name",
+            "prompt_version",
+            "start_us",
+            sqlite_where=sa.text("prompt_name IS NOT NULL"),
+            postgresql_where=sa.text("prompt_name IS NOT NULL"),
+        ),
     )
 
 

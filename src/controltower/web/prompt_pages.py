@@ -1,4 +1,4 @@
-"""The prompt list (`/prompts`), a prompt's page, and the diff of two of its versions.
+"""The prompt list (`/prompts`), a prompt's page, the diff of two versions, the audit log.
 
 Prompt names may hold `/` (folders), so `/prompts/{name}/diff` is matched before
 `/prompts/{name}`, as the REST API does with its keyword routes.
@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from controltower.prompts import PromptStore
-from controltower.web.prompt_views import diff_view, prompt_list, prompt_view
+from controltower.web.prompt_views import audit_view, diff_view, prompt_list, prompt_view
 from controltower.web.views import Renderer, guarded, read
 
 
@@ -32,7 +32,12 @@ def prompt_page_routes(store: PromptStore, renderer: Renderer) -> list[BaseRoute
         found = await read(diff_view, store, name, params.get("a"), params.get("b"))
         return renderer.page(request, "prompt_diff.html", section="prompts", **found)
 
+    async def audit_page(request: Request) -> Response:
+        events = await read(audit_view, store)
+        return renderer.page(request, "audit.html", section="audit", events=events)
+
     return [
+        Route("/audit", guarded(renderer, audit_page), include_in_schema=False),
         Route("/prompts", guarded(renderer, list_page), include_in_schema=False),
         Route("/prompts/{name:path}/diff", guarded(renderer, diff_page), include_in_schema=False),
         Route("/prompts/{name:path}", guarded(renderer, prompt_page), include_in_schema=False),

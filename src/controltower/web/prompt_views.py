@@ -61,6 +61,11 @@ def prompt_view(store: PromptStore, name: str) -> dict[str, Any]:
     }
 
 
+def audit_view(store: PromptStore, limit: int = 500) -> list[dict[str, Any]]:
+    """The newest audit events of every prompt."""
+    return [event_to_api(event) for event in store.audit_events(None, limit)]
+
+
 def diff_view(store: PromptStore, name: str, a: str | None, b: str | None) -> dict[str, Any]:
     """Two versions (by number or label; the newest two by default) and their diff."""
     versions = store.list_versions(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -18,8 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Index spans by prompt name, version and start time."""
-    op.create_index("ix_spans_prompt", "spans", ["prompt_name", "prompt_version", "start_us"])
+    """Index the spans that have a prompt by prompt name, version and start time."""
+    op.create_index(
+        "ix_spans_prompt",
+        "spans",
+        ["prompt_name", "prompt_version", "start_us"],
+        sqlite_where=sa.text("prompt_name IS NOT NULL"),
+        postgresql_where=sa.text("prompt_name IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
