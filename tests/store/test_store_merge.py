@@ -143,3 +143,10 @@ def test_concurrent_merges_into_one_trace_lose_nothing(store: TraceStore) -> Non
     assert trace is not None
     assert len(trace["spans"]) == 40 and trace["usage"]["input_tokens"] == 40
     assert trace["cost"] == 20.0
+
+
+def test_a_piece_resent_within_one_batch_is_stored_once(store: TraceStore) -> None:
+    store.write([piece(span(1, None), generation(2, 1, 7, 0.1)), piece(generation(2, 1, 7, 0.1))])
+    trace = store.get_trace(TID)
+    assert trace is not None
+    assert len(trace["spans"]) == 2 and trace["usage"]["input_tokens"] == 7

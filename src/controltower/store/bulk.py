@@ -58,6 +58,7 @@ class BulkInsert:
             # TRUNCATE, not DELETE: nothing vacuums temporary tables, and the dead rows of
             # every earlier batch would slow each INSERT ... SELECT a little more
             self._clear_sql = f"TRUNCATE {temp}"
+            self._direct_sql = f"COPY {table.name} ({names}) FROM STDIN"
 
     def run(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Insert rows (dicts with every column key)."""
@@ -72,6 +73,20 @@ class BulkInsert:
             chunk = rows[start : start + size]
             conn.exec_driver_sql(self._statement(size), tuple(self._flatten(chunk)))
             start += size
+
+    def run_new(self, conn: Connection, rows: Sequence[Row]) -> None:
+        """Insert rows whose keys the table cannot hold yet (the caller made sure of it).
+
+        On PostgreSQL they are COPYed straight into the table, skipping the staging table
+        and its INSERT ... SELECT: half the work for the spans of a new trace.
+        """
+        if not self._copy:
+            self.run(conn, rows)
+            return
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cursor, cursor.copy(self._direct_sql) as copy:
+            for values in self._values(rows):
+                copy.write_row(values)
 
     def _run_copy(self, conn: Connection, rows: Sequence[Row]) -> None:
         raw: Any = conn.connection.dbapi_connection

@@ -101,13 +101,7 @@ class SqlTraceStore:
             for span in record.spans:
                 batch_spans.setdefault(span.id, span)
         ids = list(by_trace)
-        if self._dialect == "postgresql":
-            # one merge of a trace at a time across writers and replicas: a second one waits,
-            # then reads the first one's spans when it recomputes the totals
-            conn.exec_driver_sql(_LOCK_TRACES, (sorted(ids),))
-        if span_rows:
-            self._insert_spans.run(conn, span_rows)
-        stored = self._stored_traces(conn, ids)
+        stored = self._lock_and_insert_spans(conn, ids, span_rows)
         # a trace seen before needs all its stored spans to total; a new one only this batch's
         totals = self._totals(conn, [trace_id for trace_id in ids if trace_id in stored])
         for trace_id in ids:
@@ -115,15 +109,42 @@ class SqlTraceStore:
                 counted = span_totals(counted_calls(calls[trace_id].values()))
                 if counted is not None:
                     totals[trace_id] = counted
-        merged_rows: list[Row] = []
+        known: list[Row] = []
+        new: list[Row] = []
         for trace_id, pieces in by_trace.items():
             merged: Row | None = stored.get(trace_id)
             for row, authoritative in pieces:
                 merged = merge_trace(merged, row, authoritative)
             assert merged is not None
             apply_totals(merged, totals.get(trace_id))
-            merged_rows.append(merged)
-        self._upsert_traces.run(conn, merged_rows)
+            (known if trace_id in stored else new).append(merged)
+        if known:
+            self._upsert_traces.run(conn, known)
+        if new:
+            self._insert_traces.run_new(conn, new)
+
+    def _lock_and_insert_spans(
+        self, conn: Connection, ids: list[str], rows: list[Row]
+    ) -> dict[str, Row]:
+        """Serialise merges of these traces, add the spans; the stored trace rows."""
+        if self._dialect != "postgresql":
+            # SQLite: the first write takes the database's write lock for the transaction
+            if rows:
+                self._insert_spans.run(conn, rows)
+            return self._stored_traces(conn, ids)
+        # one merge of a trace at a time across writers and replicas: a second one waits,
+        # then reads the first one's spans when it recomputes the totals
+        conn.exec_driver_sql(_LOCK_TRACES, (sorted(ids),))
+        stored = self._stored_traces(conn, ids)
+        # under the lock a trace with no row has no stored span: its spans go straight in
+        # (each once: a batch may hold a resent piece)
+        new = {(r["trace_id"], r["id"]): r for r in rows if r["trace_id"] not in stored}
+        known = [r for r in rows if r["trace_id"] in stored]
+        if new:
+            self._insert_spans.run_new(conn, list(new.values()))
+        if known:
+            self._insert_spans.run(conn, known)
+        return stored
 
     def _stored_traces(self, conn: Connection, ids: list[str]) -> dict[str, Row]:
         t = self._traces
