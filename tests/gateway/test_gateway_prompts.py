@@ -12,8 +12,9 @@ from controltower.domain import TraceRecord
 from controltower.domain.prompt import PromptContent, PromptLabel, SplitArm, VariableSpec
 from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.gateway import Caller, Gateway, PromptResolver
-from controltower.gateway.prompts import parse_reference, pick_version
+from controltower.gateway.prompts import parse_reference
 from controltower.prompts import InMemoryPromptStore, PromptRenderError, PromptStore
+from controltower.prompts.content import pick_version
 from controltower.providers.base import ChatCompletion
 from controltower.providers.mock import MockProvider
 from controltower.settings import Deployment, ModelAlias, Settings

@@ -199,3 +199,26 @@ def test_importing_the_sdk_does_not_import_jinja_or_sqlalchemy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_split_label_gives_each_user_the_arm_the_gateway_would(server: Any) -> None:
+    from controltower.prompts.content import pick_version
+
+    _, http = server
+    arms = {"arms": [{"version": 1, "weight": 50}, {"version": 2, "weight": 50}]}
+    assert http.put("/api/prompts/greet/labels/canary/split", json=arms).status_code == 200
+    seen = {}
+    for n in range(200):
+        got = ct.get_prompt("greet", label="canary", user_id=f"u{n}")
+        assert got.label == "canary"
+        seen[f"u{n}"] = got.version
+    assert set(seen.values()) == {1, 2}  # both arms serve
+    again = {user: ct.get_prompt("greet", label="canary", user_id=user).version for user in seen}
+    assert again == seen  # sticky
+    cached = prompts._CACHE[(server[0].url, "greet", "canary", None)]
+    assert cached.label is not None
+    assert all(pick_version(cached.label, f"user:{user}") == v for user, v in seen.items())
+    with ct.span("turn"):
+        ct.update_trace(session_id="s-9")
+        in_trace = ct.get_prompt("greet", label="canary").version
+    assert in_trace == pick_version(cached.label, "session:s-9")

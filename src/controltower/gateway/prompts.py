@@ -8,9 +8,7 @@ templates compiled once, so the database is never on the request path.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from controltower.domain.prompt import LATEST, PromptLabel, PromptVersion
 from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.prompts import PromptRenderer, PromptStore
+from controltower.prompts.content import pick_version
 
 if TYPE_CHECKING:
     from controltower.gateway.service import Caller
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("controltower.gateway")
 
 PREFIX = "prompt:"
-_HASH_SCALE = float(2**64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,29 +196,6 @@ def _bad_reference(reference: str) -> InvalidRequest:
         "or prompt:NAME#VERSION",
         param="model",
     )
-
-
-def pick_version(label: PromptLabel, sticky_key: str | None) -> int:
-    """The version a label sends this call to: its own, or a split arm chosen by weight.
-
-    With a sticky key (user or session) the arm is a stable hash of the label and the key,
-    so one user always gets the same version while the split stands; without one, random.
-    """
-    if not label.split:
-        return label.version
-    if sticky_key is None:
-        point = random.random()
-    else:
-        digest = hashlib.blake2b(
-            f"{label.prompt}@{label.label}\x00{sticky_key}".encode(), digest_size=8
-        ).digest()
-        point = int.from_bytes(digest, "big") / _HASH_SCALE
-    point *= sum(arm.weight for arm in label.split)
-    for arm in label.split:
-        point -= arm.weight
-        if point < 0:
-            return arm.version
-    return label.split[-1].version
 
 
 def _sticky_key(body: dict[str, Any], caller: Caller) -> str | None:

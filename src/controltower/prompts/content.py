@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import random
 import re
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -14,6 +15,7 @@ import yaml
 from controltower.domain.prompt import (
     LATEST,
     PromptContent,
+    PromptLabel,
     PromptVersion,
     SplitArm,
     VariableSpec,
@@ -179,3 +181,29 @@ def diff_versions(a: PromptVersion, b: PromptVersion) -> VersionDiff:
         _config_lines(a.content), _config_lines(b.content), f"{left} config", f"{right} config"
     )
     return VersionDiff("".join(template), "".join(config))
+
+
+_HASH_SCALE = float(2**64)
+
+
+def pick_version(label: PromptLabel, sticky_key: str | None) -> int:
+    """The version a label sends this call to: its own, or a split arm chosen by weight.
+
+    With a sticky key (user or session) the arm is a stable hash of the label and the key,
+    so one user always gets the same version while the split stands; without one, random.
+    """
+    if not label.split:
+        return label.version
+    if sticky_key is None:
+        point = random.random()
+    else:
+        digest = hashlib.blake2b(
+            f"{label.prompt}@{label.label}\x00{sticky_key}".encode(), digest_size=8
+        ).digest()
+        point = int.from_bytes(digest, "big") / _HASH_SCALE
+    point *= sum(arm.weight for arm in label.split)
+    for arm in label.split:
+        point -= arm.weight
+        if point < 0:
+            return arm.version
+    return label.split[-1].version

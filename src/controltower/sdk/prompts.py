@@ -22,7 +22,7 @@ from controltower.errors import NotFound
 from controltower.sdk import runtime
 
 if TYPE_CHECKING:
-    from controltower.domain.prompt import PromptVersion
+    from controltower.domain.prompt import PromptLabel, PromptVersion
     from controltower.prompts.render import PromptRenderer
     from controltower.sdk.runtime import SdkConfig
 
@@ -99,6 +99,7 @@ class Prompt:
 class _Entry:
     prompt: Prompt
     expires: float  # time.monotonic() after which a background refresh is started
+    label: PromptLabel | None = None  # the label fetched, with its split arms if any
 
 
 _CACHE: dict[Key, _Entry] = {}
@@ -114,6 +115,9 @@ def get_prompt(
     version: int | None = None,
     fallback: Fallback | None = None,
     ttl_s: float = 60.0,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
 ) -> Prompt:
     """A version of a prompt by label (`latest` by default) or number, cached for ttl_s.
 
@@ -121,16 +125,55 @@ def get_prompt(
     cached and the server cannot be reached (or does not know the prompt), `fallback`
     (a prompt file's fields as a dict, a list of messages, or a text template) is used;
     without one, PromptUnavailable or controltower.errors.NotFound is raised.
+
+    A label that splits traffic between versions gives each caller one arm by weight,
+    as the gateway does: sticky per `user_id`, else `session_id` (by default those of the
+    current trace), else the label's heaviest arm.
     """
     rt = runtime.RUNTIME or runtime.autoinit()
     config = rt.config
     key = (config.url or config.database_url, name, label, version)
     entry = _CACHE.get(key)
-    if entry is not None:
-        if time.monotonic() > entry.expires:
-            _refresh_later(key, config, ttl_s)
+    if entry is None:
+        _fetch_first(key, config, ttl_s, fallback)
+        entry = _CACHE[key]
+    elif time.monotonic() > entry.expires:
+        _refresh_later(key, config, ttl_s)
+    if entry.label is None or not entry.label.split:
         return entry.prompt
-    return _fetch_first(key, config, ttl_s, fallback)
+    return _split_arm(entry, user_id, session_id, fallback, ttl_s)
+
+
+def _split_arm(
+    entry: _Entry,
+    user_id: str | None,
+    session_id: str | None,
+    fallback: Fallback | None,
+    ttl_s: float,
+) -> Prompt:
+    from controltower.prompts.content import pick_version
+
+    label = entry.label
+    assert label is not None
+    sticky = _sticky_key(user_id, session_id)
+    if sticky is None:
+        return entry.prompt  # the heaviest arm, which the label reports
+    number = pick_version(label, sticky)
+    if number == entry.prompt.version:
+        return entry.prompt
+    arm = get_prompt(label.prompt, version=number, fallback=fallback, ttl_s=ttl_s)
+    return Prompt(arm._version, label.label, arm.is_fallback)
+
+
+def _sticky_key(user_id: str | None, session_id: str | None) -> str | None:
+    if user_id is None and session_id is None:
+        fields = _current_trace_fields()
+        user_id, session_id = fields.get("user_id"), fields.get("session_id")
+    if user_id:
+        return f"user:{user_id}"
+    if session_id:
+        return f"session:{session_id}"
+    return None
 
 
 def clear_cache() -> None:
@@ -138,19 +181,31 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+def _current_trace_fields() -> dict[str, Any]:
+    # the user and session that ct.update_trace set on the trace running now, if any
+    from controltower.sdk.live import CURRENT
+
+    span = CURRENT.get()
+    if span is None:
+        return {}
+    return (span.root or span).trace_fields or {}
+
+
 def _fetch_first(key: Key, config: SdkConfig, ttl_s: float, fallback: Fallback | None) -> Prompt:
     _, name, label, version = key
     if label is not None and version is not None:
         raise ValueError("give a label or a version, not both")
     shown = label if label is not None or version is not None else LATEST
+    found_label: PromptLabel | None = None
     try:
-        prompt = Prompt(_fetch(config, name, label, version), shown, is_fallback=False)
+        found, found_label = _fetch(config, name, label, version)
+        prompt = Prompt(found, shown, is_fallback=False)
     except (PromptUnavailable, NotFound) as exc:
         if fallback is None:
             raise
         log.warning("prompt %s: %s; using the fallback", name, exc)
         prompt = Prompt(_from_fallback(name, fallback), shown, is_fallback=True)
-    _CACHE[key] = _Entry(prompt, time.monotonic() + ttl_s)
+    _CACHE[key] = _Entry(prompt, time.monotonic() + ttl_s, found_label)
     return prompt
 
 
@@ -170,20 +225,24 @@ def _refresh(key: Key, config: SdkConfig, ttl_s: float) -> None:
     _, name, label, version = key
     shown = label if label is not None or version is not None else LATEST
     try:
-        found = Prompt(_fetch(config, name, label, version), shown, is_fallback=False)
+        version_found, label_found = _fetch(config, name, label, version)
+        found = Prompt(version_found, shown, is_fallback=False)
     except Exception as exc:  # keep serving what is cached; try again after another TTL
         log.warning("prompt %s: refresh failed (%s); keeping the cached version", name, exc)
         entry = _CACHE.get(key)
         if entry is not None:
             entry.expires = time.monotonic() + ttl_s
     else:
-        _CACHE[key] = _Entry(found, time.monotonic() + ttl_s)
+        _CACHE[key] = _Entry(found, time.monotonic() + ttl_s, label_found)
     finally:
         with _lock:
             _refreshing.discard(key)
 
 
-def _fetch(config: SdkConfig, name: str, label: str | None, version: int | None) -> PromptVersion:
+def _fetch(
+    config: SdkConfig, name: str, label: str | None, version: int | None
+) -> tuple[PromptVersion, PromptLabel | None]:
+    """A version, and the label it was found by (with its split arms), if any."""
     if config.url:
         return _fetch_http(config, name, label, version)
     return _fetch_local(config, name, label, version)
@@ -191,7 +250,7 @@ def _fetch(config: SdkConfig, name: str, label: str | None, version: int | None)
 
 def _fetch_http(
     config: SdkConfig, name: str, label: str | None, version: int | None
-) -> PromptVersion:
+) -> tuple[PromptVersion, PromptLabel | None]:
     from controltower import __version__
     from controltower.prompts.content import content_from_dict
 
@@ -217,13 +276,15 @@ def _fetch_http(
     if status != 200:
         raise PromptUnavailable(f"HTTP {status} from {config.url}: {_error_message(data)}")
     answer = orjson.loads(data)
-    found = answer["version"] if version is None else answer
-    return _version(name, found, content_from_dict(found))
+    if version is not None:
+        return _version(name, answer, content_from_dict(answer)), None
+    found = answer["version"]
+    return _version(name, found, content_from_dict(found)), _label(name, answer["label"])
 
 
 def _fetch_local(
     config: SdkConfig, name: str, label: str | None, version: int | None
-) -> PromptVersion:
+) -> tuple[PromptVersion, PromptLabel | None]:
     with _lock:
         store = _shared.get("store")
         if store is None or _shared.get("store_url") != config.database_url:
@@ -237,11 +298,20 @@ def _fetch_local(
     _install_hooks()
     try:
         found: PromptVersion = store.get_version(name, version=version, label=label)
+        labels = [] if version is not None else store.labels(name)
     except NotFound:
         raise
     except Exception as exc:  # a locked or vanished database file
         raise PromptUnavailable(f"reading the local store failed: {exc}") from exc
-    return found
+    wanted = label or LATEST
+    return found, next((lb for lb in labels if lb.label == wanted), None)
+
+
+def _label(name: str, data: dict[str, Any]) -> PromptLabel:
+    from controltower.domain.prompt import PromptLabel, SplitArm
+
+    arms = tuple(SplitArm(int(a["version"]), float(a["weight"])) for a in data.get("split") or ())
+    return PromptLabel(name, str(data["label"]), int(data["version"]), split=arms)
 
 
 def _version(name: str, data: dict[str, Any], content: Any) -> PromptVersion:
