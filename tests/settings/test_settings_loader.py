@@ -333,3 +333,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
         load_settings(missing, environ={})
     assert str(missing) in str(caught.value)
     assert "check the path" in str(caught.value)
+
+
+def test_retention_and_prompt_refresh_are_checked(tmp_path: Path) -> None:
+    settings = parse_settings(
+        "retention: {days: 30, projects: {audit: 365}}\nprompt_refresh_s: 5\n", "c.yaml"
+    )
+    assert settings.retention.days == 30 and settings.retention.projects == {"audit": 365}
+    assert settings.prompt_refresh_s == 5
+    problem = one_problem(tmp_path, "retention:\n  projects:\n    staging: 0\n")
+    assert re.search(r"controltower\.yaml:3 retention\.projects\.staging: ", problem)
+    assert "fix: use a larger number" in problem
+    problem = one_problem(tmp_path, "prompt_refresh_s: 0\n")
+    assert "prompt_refresh_s" in problem and "fix: use a larger number" in problem

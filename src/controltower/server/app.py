@@ -40,7 +40,6 @@ class GatewayApp:
         store: ObservabilityStore,
         *,
         prompt_store: PromptStore | None = None,
-        prompt_refresh_s: float = 1.0,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
@@ -53,7 +52,7 @@ class GatewayApp:
         )
         self.prompt_store = prompt_store or InMemoryPromptStore()
         # prompt references are served from memory, refreshed in the background
-        self.prompts = PromptResolver(self.prompt_store, prompt_refresh_s)
+        self.prompts = PromptResolver(self.prompt_store, settings.prompt_refresh_s)
         self.gateway = Gateway(settings, make_provider, self.writer.enqueue, self.prompts)
         self.auth = MasterKeyAuth(
             settings.master_key.get_secret_value() if settings.master_key else None

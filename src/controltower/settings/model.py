@@ -107,6 +107,7 @@ class Settings(_Strict):
     trace_queue_size: int = Field(default=10_000, gt=0)
     trace_batch_size: int = Field(default=256, gt=0)
     trace_flush_interval_s: float = Field(default=0.5, gt=0)
+    prompt_refresh_s: float = Field(default=1.0, gt=0)
     backoff_base_s: float = Field(default=0.25, ge=0)
     backoff_max_s: float = Field(default=8.0, ge=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
