@@ -127,6 +127,23 @@ class TraceRecord:
         self.trace.cost = cost
 
 
+def trace_of(trace_id: str, spans: list[Span]) -> Trace:
+    """The trace some of its spans describe: their time range, and the root's name,
+    input, output and status when the root is among them (else name "", to be merged)."""
+    ends = [span.end_us for span in spans if span.end_us is not None]
+    trace = Trace(
+        id=trace_id,
+        name="",
+        start_us=min(span.start_us for span in spans),
+        end_us=max(ends) if ends else None,
+    )
+    root = next((span for span in spans if span.parent_id is None), None)
+    if root is not None:
+        trace.name, trace.input, trace.output = root.name, root.input, root.output
+        trace.status = root.status
+    return trace
+
+
 # spans that stand for a model call, whose tokens and cost make a trace's totals
 USAGE_KINDS = frozenset({"generation", "embedding"})
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controltower.domain import Span, Trace, TraceRecord
+from controltower.domain import Span, TraceRecord
+from controltower.domain.trace import trace_of
 from controltower.ingest.semconv import SpanEvent, TraceFacts, map_span
 
 _MAX_REASONS = 10  # rejection reasons quoted in the partial-success message
@@ -155,22 +156,8 @@ def _apply_resource(piece: _Piece, resource: Resource) -> None:
 
 def _record(trace_id: str, piece: _Piece) -> TraceRecord:
     spans, facts = piece.spans, piece.facts
-    ends = [span.end_us for span in spans if span.end_us is not None]
-    trace = Trace(
-        id=trace_id,
-        name="",
-        start_us=min(span.start_us for span in spans),
-        end_us=max(ends) if ends else None,
-        session_id=facts.session_id,
-        user_id=facts.user_id,
-        tags=facts.tags,
-        metadata=facts.metadata,
-        environment=facts.environment,
-        release=facts.release,
-    )
-    for span in spans:
-        if span.parent_id is None:
-            trace.name, trace.input, trace.output = span.name, span.input, span.output
-            trace.status = span.status
-            break
+    trace = trace_of(trace_id, spans)
+    trace.session_id, trace.user_id = facts.session_id, facts.user_id
+    trace.tags, trace.metadata = facts.tags, facts.metadata
+    trace.environment, trace.release = facts.environment, facts.release
     return TraceRecord(trace, spans, partial=True)

@@ -20,6 +20,7 @@ from controltower.domain import (
     new_trace_id,
     now_us,
 )
+from controltower.domain.trace import trace_of
 
 _SPAN_KINDS: tuple[SpanKind, ...] = (
     "generation",
@@ -162,20 +163,10 @@ def _records(
     if not spans:
         assert updates
         return [TraceRecord(_updated_trace(trace_id, updates), [], partial=True)]
-    ends = [span.end_us for span in spans if span.end_us is not None]
-    trace = Trace(
-        id=trace_id,
-        name="",
-        start_us=min(span.start_us for span in spans),
-        end_us=max(ends) if ends else None,
-    )
-    root = next((span for span in spans if span.parent_id is None), None)
-    if root is not None:
-        trace.name, trace.input, trace.output = root.name, root.input, root.output
-        trace.status = root.status
+    trace = trace_of(trace_id, spans)
     if updates is None:
         return [TraceRecord(trace, spans, partial=True)]
-    if root is None:
+    if not any(span.parent_id is None for span in spans):
         # spans without the root only fill the trace's empty fields when merged; an
         # explicit update must overwrite, so it travels as a record of its own
         explicit = TraceRecord(_updated_trace(trace_id, updates), [], partial=True)
