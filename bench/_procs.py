@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from _env import PYTHON, VENV_BIN
+
 
 @dataclass
 class Proc:
@@ -165,3 +167,25 @@ def rss_mib(pid: int) -> dict[str, float]:
     rss = sum(_status_kib(p, "VmRSS") for p in tree)
     hwm = sum(_status_kib(p, "VmHWM") for p in tree)
     return {"rss_mib": round(rss / 1024, 1), "hwm_mib": round(hwm / 1024, 1), "procs": len(tree)}
+
+
+def serve_controltower(
+    url: str, workdir: Path, label: str, *, workers: int = 1, ready_s: float = 120
+) -> tuple[Proc, str]:
+    """`controltower serve` (from the project's venv) on a free loopback port over the
+    database at `url`, once it answers /health; the process and its base URL."""
+    port = free_port()
+    cli = VENV_BIN / "controltower"
+    head = [str(cli)] if cli.exists() else [PYTHON, "-m", "controltower"]
+    argv = [*head, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    argv += ["--workers", str(workers)]
+    env: dict[str, str | None] = {
+        "CONTROLTOWER_DATABASE_URL": url,
+        "CONTROLTOWER_MASTER_KEY": None,
+        "CONTROLTOWER_URL": None,
+    }
+    proc = spawn(f"controltower-{label}", argv, workdir, env)
+    base = f"http://127.0.0.1:{port}"
+    ready = wait_until(proc, lambda: request(base, "GET", "/health")[0] == 200, ready_s)
+    print(f"  server pid {proc.pid} ready in {ready:.2f} s on {base}", flush=True)
+    return proc, base

@@ -286,21 +286,7 @@ def count_spans(url: str) -> int:
 
 def start_server(url: str, workdir: Path, db: str, workers: int = 1) -> tuple[Proc, str]:
     """`controltower serve` on a free loopback port over the database."""
-    port = _procs.free_port()
-    cli = VENV_BIN / "controltower"
-    head = [str(cli)] if cli.exists() else [PYTHON, "-m", "controltower"]
-    argv = [*head, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    argv += ["--workers", str(workers)]
-    env: dict[str, str | None] = {
-        "CONTROLTOWER_DATABASE_URL": url,
-        "CONTROLTOWER_MASTER_KEY": None,
-        "CONTROLTOWER_URL": None,
-    }
-    proc = _procs.spawn(f"controltower-{db}", argv, workdir, env)
-    base = f"http://127.0.0.1:{port}"
-    ready = _procs.wait_until(proc, lambda: _procs.request(base, "GET", "/health")[0] == 200, 120)
-    print(f"  server pid {proc.pid} ready in {ready:.2f} s on {base}", flush=True)
-    return proc, base
+    return _procs.serve_controltower(url, workdir, db, workers=workers, ready_s=120)
 
 
 def metrics(base: str) -> dict[str, float]:

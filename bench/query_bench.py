@@ -52,7 +52,7 @@ import _query_report
 import _report
 import httpx
 from _dataset import Plan
-from _env import DOC, PYTHON, RESULTS_DIR, ROOT, VENV_BIN, machine
+from _env import DOC, RESULTS_DIR, ROOT, machine
 from _procs import Proc
 
 from controltower.store import current_revision, open_store
@@ -84,23 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def start_server(url: str, workdir: Path, db: str) -> tuple[Proc, str]:
     """`controltower serve` on a free loopback port over the dataset's database."""
-    port = _procs.free_port()
-    cli = VENV_BIN / "controltower"
-    head = [str(cli)] if cli.exists() else [PYTHON, "-m", "controltower"]
-    argv = [*head, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    env: dict[str, str | None] = {
-        "CONTROLTOWER_DATABASE_URL": url,
-        "CONTROLTOWER_MASTER_KEY": None,
-        "CONTROLTOWER_URL": None,
-    }
-    proc = _procs.spawn(f"controltower-{db}", argv, workdir, env)
-    base = f"http://127.0.0.1:{port}"
-    ready = _procs.wait_until(proc, lambda: _procs.request(base, "GET", "/health")[0] == 200, 300)
-    print(f"  server pid {proc.pid} ready in {ready:.2f} s on {base}", flush=True)
-    return proc, base
-
-
-# --- measuring ---------------------------------------------------------------------------
+    return _procs.serve_controltower(url, workdir, db, ready_s=300)
 
 
 def percentile(samples: list[float], share: float) -> float:
