@@ -195,7 +195,7 @@ class InMemoryStore:
 
 
 def _totals(spans: Iterable[Row]) -> Row | None:
-    return sum_totals(counted_calls(_CallRow(row) for row in spans))
+    return sum_totals(call.row for call in counted_calls(_CallRow(row) for row in spans))
 
 
 class _CallRow:
@@ -205,9 +205,6 @@ class _CallRow:
 
     def __init__(self, row: Row) -> None:
         self.row = row
-
-    def __getattr__(self, key: str) -> Any:
-        return self.row[key]
 
     @property
     def id(self) -> str:

@@ -72,21 +72,21 @@ def apply_totals(row: Row, totals: Mapping[str, Any] | None) -> None:
         row["total_tokens"] = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
 
 
-def sum_totals(calls: Iterable[Any]) -> Row | None:
+def sum_totals(rows: Iterable[Mapping[str, Any]]) -> Row | None:
     """Token and cost sums over counted call rows (None where no row states a value)."""
-    rows = list(calls)
+    rows = list(rows)
     if not rows:
         return None
     totals: Row = {}
     for key in _TOTALS:
-        values = [value for value in (getattr(row, key) for row in rows) if value is not None]
+        values = [row[key] for row in rows if row[key] is not None]
         totals[key] = sum(values) if values else None
     return totals
 
 
 def span_totals(spans: Iterable[Span]) -> Row | None:
     """Token and cost sums over counted spans (None where no span states a value)."""
-    rows = [
+    return sum_totals(
         {
             "input_tokens": span.usage.input_tokens,
             "output_tokens": span.usage.output_tokens,
@@ -95,14 +95,7 @@ def span_totals(spans: Iterable[Span]) -> Row | None:
             "cost": span.cost,
         }
         for span in spans
-    ]
-    if not rows:
-        return None
-    totals: Row = {}
-    for key in _TOTALS:
-        values = [row[key] for row in rows if row[key] is not None]
-        totals[key] = sum(values) if values else None
-    return totals
+    )
 
 
 def _empty(value: Any) -> bool:

@@ -168,7 +168,7 @@ class SqlTraceStore:
                 calls.setdefault(row.trace_id, []).append(row)
         totals: dict[str, Row] = {}
         for trace_id, rows in calls.items():
-            summed = sum_totals(counted_calls(rows))
+            summed = sum_totals(row._mapping for row in counted_calls(rows))
             if summed is not None:
                 totals[trace_id] = summed
         return totals
