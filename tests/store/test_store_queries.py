@@ -120,6 +120,18 @@ def test_scores_on_a_trace(filled: TraceStore) -> None:
     assert [s["id"] for s in filled.list_scores(name="thumbs")] == ["sc1"]
 
 
+def test_scores_of_several_traces_in_one_read(filled: TraceStore) -> None:
+    first, second = f"{1:032x}", f"{2:032x}"
+    filled.write_scores(
+        [Score(f"s{n}", first, "n", float(n), T0 + n) for n in range(4)]
+        + [Score("t", second, "thumbs", True, T0)]
+    )
+    found = filled.scores_of_traces([first, second, f"{3:032x}"], per_trace=2)
+    assert [s["value"] for s in found[first]] == [3.0, 2.0]  # newest first, at most 2
+    assert [s["value"] for s in found[second]] == [True]
+    assert found[f"{3:032x}"] == []
+
+
 def test_delete_user_data_counts_what_went(filled: TraceStore) -> None:
     filled.write_scores([Score("sc", f"{2:032x}", "thumbs", False, T0)])
     deleted = filled.delete_user_data("u0")

@@ -110,6 +110,12 @@ class InMemoryStore:
         rows.sort(key=lambda row: (-row["created_us"], row["id"]))
         return [score_row_to_api(row) for row in rows[:limit]]
 
+    def scores_of_traces(
+        self, trace_ids: Sequence[str], per_trace: int = 5
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The newest scores of each of several traces, in one read (for a list page)."""
+        return {trace_id: self.list_scores(trace_id, limit=per_trace) for trace_id in trace_ids}
+
     def list_sessions(
         self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -242,6 +242,25 @@ class SqlTraceStore:
         with self._engine.connect() as conn:
             return self._scores_of(conn, trace_id=trace_id, name=name, limit=limit)
 
+    def scores_of_traces(
+        self, trace_ids: Sequence[str], per_trace: int = 5
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The newest scores of each of several traces, in one read (for a list page)."""
+        c = self._scores
+        found: dict[str, list[dict[str, Any]]] = {trace_id: [] for trace_id in trace_ids}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(trace_ids)):
+                query = (
+                    sa.select(c)
+                    .where(c.c.trace_id.in_(chunk))
+                    .order_by(c.c.created_us.desc(), c.c.id)
+                )
+                for row in conn.execute(query):
+                    kept = found[row.trace_id]
+                    if len(kept) < per_trace:
+                        kept.append(score_row_to_api(_row(row, c)))
+        return found
+
     def _scores_of(
         self, conn: Connection, *, trace_id: str | None, limit: int, name: str | None = None
     ) -> list[dict[str, Any]]:

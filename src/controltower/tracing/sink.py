@@ -95,6 +95,12 @@ class ObservabilityStore(TraceStore, Protocol):
         """Scores newest first, of one trace and/or one name."""
         ...
 
+    def scores_of_traces(
+        self, trace_ids: Sequence[str], per_trace: int = 5
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The newest scores of each of several traces, in one read (for a list page)."""
+        ...
+
     def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
         """Delete every trace, span and score of a user; the counts of what was deleted."""
         ...

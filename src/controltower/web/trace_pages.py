@@ -30,7 +30,8 @@ def trace_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRout
             traces, next_cursor = await read(
                 store.list_traces, limit=limit, cursor=params.get("cursor") or None, where=where
             )
-            scores = await read(_scores_by_trace, store, [trace["id"] for trace in traces])
+            ids = [trace["id"] for trace in traces]
+            scores = await read(store.scores_of_traces, ids, LIST_SCORES_PER_TRACE)
         except InvalidRequest as exc:
             return renderer.page(
                 request, "traces.html", 400, **_list_context(params, [], None, {}, exc.message)
@@ -67,16 +68,6 @@ def _list_context(
         "scores": scores,
         "next_cursor": next_cursor,
         "error": error,
-    }
-
-
-def _scores_by_trace(
-    store: ObservabilityStore, trace_ids: list[str]
-) -> dict[str, list[dict[str, Any]]]:
-    # one small indexed query per listed trace, all in one trip to the thread pool
-    return {
-        trace_id: store.list_scores(trace_id=trace_id, limit=LIST_SCORES_PER_TRACE)
-        for trace_id in trace_ids
     }
 
 
