@@ -7,14 +7,9 @@ from typing import Any
 import pytest
 
 from controltower.domain import Score, Span, Trace, TraceRecord, Usage
+from controltower.prompts.metrics import MetricsWindow, VersionMetrics
 from controltower.store import InMemoryStore, SqlTraceStore
-from controltower.store.prompt_metrics import (
-    MetricsWindow,
-    VersionMetrics,
-    memory_prompt_metrics,
-    nearest_rank,
-    sql_prompt_metrics,
-)
+from controltower.store.prompt_metrics import nearest_rank
 from tests.store.records import T0
 
 TraceStore = InMemoryStore | SqlTraceStore
@@ -66,9 +61,7 @@ def thumb(n: int, value: Any, *, name: str = "thumbs", source: str = "user") -> 
 
 
 def metrics(store: TraceStore, name: str, window: MetricsWindow | None = None) -> Any:
-    if isinstance(store, InMemoryStore):
-        return memory_prompt_metrics(store, name, window)
-    return sql_prompt_metrics(store.engine, name, window)
+    return store.prompt_metrics(name, window)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ templates compiled once, so the database is never on the request path.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controltower.domain.prompt import LATEST, PromptLabel, PromptVersion
 from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.prompts import PromptRenderer, PromptStore
-from controltower.prompts.content import pick_version
+from controltower.prompts.content import pick_version, sticky_key
+from controltower.tracing.periodic import PeriodicWorker
 
 if TYPE_CHECKING:
     from controltower.gateway.service import Caller
@@ -55,8 +55,7 @@ class PromptResolver:
         self._prompts: dict[str, _Prompt] = {}
         self._marker: object = None
         self._loaded = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker(self._poll_once, refresh_s, name="controltower-prompts")
 
     # -- the snapshot -------------------------------------------------------------------
 
@@ -85,23 +84,14 @@ class PromptResolver:
 
     def start(self) -> None:
         """Load once now, then keep refreshing in a background thread."""
-        if self._thread is not None:
+        if self._worker.running:
             return
         self._poll_once()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="controltower-prompts", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop refreshing."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.refresh_s):
-            self._poll_once()
+        self._worker.stop(10)
 
     def _poll_once(self) -> None:
         try:
@@ -200,11 +190,7 @@ def _bad_reference(reference: str) -> InvalidRequest:
 
 def _sticky_key(body: dict[str, Any], caller: Caller) -> str | None:
     user = caller.user_id or body.get("user")
-    if isinstance(user, str) and user:
-        return f"user:{user}"
-    if caller.session_id:
-        return f"session:{caller.session_id}"
-    return None
+    return sticky_key(user if isinstance(user, str) else None, caller.session_id)
 
 
 def _same(known: PromptVersion | None, newest: PromptVersion) -> bool:

@@ -183,13 +183,43 @@ def diff_versions(a: PromptVersion, b: PromptVersion) -> VersionDiff:
     return VersionDiff("".join(template), "".join(config))
 
 
+def version_or_label(ref: str, param: str) -> tuple[int | None, str | None]:
+    """(version, label) of a reference to one version of a known prompt: `3` or `#3` is a
+    version number, `production` or `@production` a label."""
+    ref = ref.strip().lstrip("#@")
+    if ref.isdigit():
+        return int(ref), None
+    if not ref:
+        raise InvalidRequest(f"`{param}` must be a version number or a label", param=param)
+    return None, ref
+
+
+def label_arms(label: PromptLabel) -> tuple[SplitArm, ...]:
+    """The versions a label serves, by weight: its split's arms, or its one version."""
+    return label.split or (SplitArm(label.version, 1.0),)
+
+
+def label_serves(label: PromptLabel, version: int) -> bool:
+    """Whether a label sends any traffic to a version."""
+    return any(arm.version == version for arm in label_arms(label))
+
+
+def sticky_key(user_id: str | None, session_id: str | None) -> str | None:
+    """What keeps a caller on one arm of a split: its user, else its session, else None."""
+    if user_id:
+        return f"user:{user_id}"
+    if session_id:
+        return f"session:{session_id}"
+    return None
+
+
 _HASH_SCALE = float(2**64)
 
 
 def pick_version(label: PromptLabel, sticky_key: str | None) -> int:
     """The version a label sends this call to: its own, or a split arm chosen by weight.
 
-    With a sticky key (user or session) the arm is a stable hash of the label and the key,
+    With a sticky key (see `sticky_key`) the arm is a stable hash of the label and the key,
     so one user always gets the same version while the split stands; without one, random.
     """
     if not label.split:

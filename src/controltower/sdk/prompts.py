@@ -376,6 +376,5 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()  # another thread may have held it
     _refreshing.clear()  # their threads did not survive the fork
     store = _shared.pop("store", None)
-    engine = getattr(store, "engine", None)
-    if engine is not None:
-        engine.dispose(close=False)
+    if store is not None:
+        store.forget_after_fork()

@@ -15,6 +15,7 @@ from controltower.errors import parse_retry_after
 
 if TYPE_CHECKING:
     from controltower.sdk.runtime import SdkConfig
+    from controltower.tracing import ObservabilityStore
 
 log = logging.getLogger("controltower.sdk")
 
@@ -58,7 +59,7 @@ class HttpTransport:
     """POST gzip JSON to `{url}/api/ingest` over one kept-alive connection."""
 
     def __init__(self, url: str, api_key: str | None, timeout_s: float) -> None:
-        from controltower import __version__
+        from controltower.version import __version__
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -164,7 +165,7 @@ class EmbeddedTransport:
     def __init__(self, database_url: str, project: str | None) -> None:
         self._url = database_url
         self._project = project
-        self._store: Any = None
+        self._store: ObservabilityStore | None = None
         self._prices: Any = None
 
     def send(self, body: bytes, events: int) -> list[tuple[int, str]]:
@@ -192,19 +193,16 @@ class EmbeddedTransport:
     def close(self) -> None:
         """Close the store's connections."""
         if self._store is not None:
-            close = getattr(self._store, "close", None)
-            if close is not None:
-                close()
+            self._store.close()
             self._store = None
 
     def forget(self) -> None:
         """In a forked child: leave the parent's pooled connections alone."""
-        engine = getattr(self._store, "engine", None)
-        if engine is not None:
-            engine.dispose(close=False)
-        self._store = None
+        if self._store is not None:
+            self._store.forget_after_fork()
+            self._store = None
 
-    def _open(self) -> Any:
+    def _open(self) -> ObservabilityStore:
         if self._store is None:
             from controltower.cost import PriceTable
             from controltower.store import open_store

@@ -9,10 +9,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.schemas import SchemaGenerator
 
-from controltower import __version__
 from controltower.errors import APIError, NotFound
 from controltower.server.query_routes import QueryRoutes, json_response
 from controltower.tracing import ObservabilityStore, TraceWriter
+from controltower.version import __version__
 
 _SCHEMA = SchemaGenerator(
     {

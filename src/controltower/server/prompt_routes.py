@@ -24,10 +24,13 @@ from controltower.domain.prompt import (
     SplitArm,
 )
 from controltower.errors import ConfigError, InvalidRequest, NotFound, RequestTooLarge
+from controltower.prompts.content import label_serves
 from controltower.prompts.files import parse_prompt
+from controltower.prompts.metrics import MetricsWindow, VersionMetrics
 from controltower.prompts.render import PromptRenderer, RenderedPrompt
 from controltower.prompts.store import PromptStore
-from controltower.server.prompt_forms import (
+from controltower.server.query_routes import json_response
+from controltower.store.prompt_forms import (
     event_to_api,
     label_to_api,
     metrics_to_api,
@@ -35,15 +38,8 @@ from controltower.server.prompt_forms import (
     rendered_to_api,
     version_to_api,
 )
-from controltower.server.query_routes import json_response
-from controltower.store.memory import InMemoryStore
-from controltower.store.prompt_metrics import (
-    MetricsWindow,
-    VersionMetrics,
-    memory_prompt_metrics,
-    sql_prompt_metrics,
-)
 from controltower.store.serialize import us_to_iso
+from controltower.tracing import ObservabilityStore
 from controltower.tracing.params import parse_time
 
 MAX_BODY = 1024 * 1024
@@ -53,7 +49,7 @@ _VERSION_KEYS = (*_CONTENT_KEYS, "message", "author", "source")
 _PROBLEM = re.compile(r"^body(?::\d+)? (?P<path>[^:]+): ")
 
 
-def prompt_routes(store: PromptStore, traces: Any = None) -> list[BaseRoute]:
+def prompt_routes(store: PromptStore, traces: ObservabilityStore | None = None) -> list[BaseRoute]:
     """The /api/prompts and /api/audit routes over a prompt store (metrics from `traces`)."""
     return PromptRoutes(store, traces).routes()
 
@@ -61,7 +57,7 @@ def prompt_routes(store: PromptStore, traces: Any = None) -> list[BaseRoute]:
 class PromptRoutes:
     """Handlers of the prompt registry API; each parses, calls the store once, answers."""
 
-    def __init__(self, store: PromptStore, traces: Any = None) -> None:
+    def __init__(self, store: PromptStore, traces: ObservabilityStore | None = None) -> None:
         self.store = store
         self.traces = traces  # the trace store the per-version metrics are read from
         self.renderer = PromptRenderer()
@@ -328,33 +324,18 @@ class PromptRoutes:
 
         def read() -> tuple[list[PromptVersion], list[PromptLabel], dict[int, VersionMetrics]]:
             versions, labels = self.store.list_versions(name), self.store.labels(name)
-            return versions, labels, metrics_of(self.traces, name, window)
+            found = {} if self.traces is None else self.traces.prompt_metrics(name, window)
+            return versions, labels, found
 
         versions, labels, found = await run_in_threadpool(read)
         data = [
             metrics_to_api(
                 found.get(v.version) or VersionMetrics(v.version),
-                [lb.label for lb in labels if _serves(lb, v.version)],
+                [lb.label for lb in labels if label_serves(lb, v.version)],
             )
             for v in versions
         ]
         return json_response({"name": name, "data": data})
-
-
-def metrics_of(traces: Any, name: str, window: MetricsWindow) -> dict[int, VersionMetrics]:
-    """Per-version metrics from a SQL trace store, the in-memory fake, or none (no rows)."""
-    if isinstance(traces, InMemoryStore):
-        return memory_prompt_metrics(traces, name, window)
-    engine = getattr(traces, "engine", None)
-    if engine is None:
-        return {}
-    return sql_prompt_metrics(engine, name, window)
-
-
-def _serves(label: PromptLabel, version: int) -> bool:
-    if label.split:
-        return any(arm.version == version for arm in label.split)
-    return label.version == version
 
 
 def _time_param(raw: str | None, param: str, now: int) -> int | None:

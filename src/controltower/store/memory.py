@@ -8,6 +8,9 @@ from typing import Any
 
 from controltower.domain.score import Score
 from controltower.domain.trace import TraceRecord, counted_calls
+from controltower.prompts.memory import InMemoryPromptStore
+from controltower.prompts.metrics import MetricsWindow, VersionMetrics
+from controltower.prompts.store import PromptStore
 from controltower.store import memory_query as q
 from controltower.store.cursor import check_limit
 from controltower.store.merge import (
@@ -16,6 +19,7 @@ from controltower.store.merge import (
     prepare_piece,
     sum_totals,
 )
+from controltower.store.prompt_metrics import memory_prompt_metrics
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS
 from controltower.store.serialize import (
     Row,
@@ -38,6 +42,7 @@ class InMemoryStore:
         self._traces: dict[str, Row] = {}
         self._spans: dict[str, dict[str, Row]] = {}  # trace id → span id → row
         self._scores: dict[str, Row] = {}
+        self._prompts: InMemoryPromptStore | None = None
 
     def write(self, records: Sequence[TraceRecord]) -> None:
         """Store a batch: whole traces are inserted (known ids skipped), pieces merged."""
@@ -161,11 +166,28 @@ class InMemoryStore:
             )
         )
 
+    def prompt_metrics(
+        self, name: str, window: MetricsWindow | None = None
+    ) -> dict[int, VersionMetrics]:
+        """Per-version metrics of a prompt, by version (only the versions that served)."""
+        return memory_prompt_metrics(self, name, window)
+
+    def prompt_store(self) -> PromptStore:
+        """The in-memory prompt store beside these traces (the same one on every call)."""
+        with self._lock:
+            if self._prompts is None:
+                self._prompts = InMemoryPromptStore()
+            return self._prompts
+
     def ping(self) -> None:
         """Always reachable."""
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def forget_after_fork(self) -> None:
+        """Nothing is shared with the parent but the lock, which another thread may hold."""
+        self._lock = threading.Lock()
 
     def _all_traces(self) -> list[Row]:
         with self._lock:

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from controltower.domain.score import Score
 from controltower.domain.trace import USAGE_KINDS, Span, TraceRecord, counted_calls
+from controltower.prompts.metrics import MetricsWindow, VersionMetrics
+from controltower.prompts.store import PromptStore
 from controltower.store import groups
 from controltower.store.bulk import BulkInsert
 from controltower.store.cursor import check_limit, decode_cursor, encode_cursor
@@ -349,6 +351,24 @@ class SqlTraceStore:
     def close(self) -> None:
         """Close the engine's pooled connections."""
         self._engine.dispose()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's pooled connections without closing them."""
+        self._engine.dispose(close=False)
+
+    def prompt_metrics(
+        self, name: str, window: MetricsWindow | None = None
+    ) -> dict[int, VersionMetrics]:
+        """Per-version metrics of a prompt, by version (only the versions that served)."""
+        from controltower.store.prompt_metrics import sql_prompt_metrics
+
+        return sql_prompt_metrics(self._engine, name, window)
+
+    def prompt_store(self) -> PromptStore:
+        """A prompt store on the same database (and engine) as these traces."""
+        from controltower.store.prompts import SqlPromptStore
+
+        return SqlPromptStore(self._engine)
 
 
 def _row(row: sa.Row[Any], table: sa.Table) -> Row:

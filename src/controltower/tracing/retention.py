@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from controltower.domain import now_us
+from controltower.tracing.periodic import PeriodicWorker
 
 log = logging.getLogger("controltower.retention")
 
@@ -55,36 +55,23 @@ class RetentionSweeper:
     def __init__(self, store: DeletesOldTraces, policy: RetentionPolicy, interval_s: float):
         self._store = store
         self._policy = policy
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker(
+            self._sweep, interval_s, name="controltower-retention", run_first=True
+        )
 
     def start(self) -> None:
         """Start sweeping (a no-op when the policy keeps everything)."""
-        if not self._policy.active or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="controltower-retention", daemon=True
-        )
-        self._thread.start()
+        if self._policy.active:
+            self._worker.start()
 
     def stop(self) -> None:
         """Stop after the sweep under way, if any."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        self._worker.stop(30)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                deleted = self._policy.sweep(self._store)
-                if deleted["traces"]:
-                    log.info("retention deleted %s", deleted)
-            except Exception:  # the store may be down: try again next time
-                log.exception("retention sweep failed; retrying in %.0f s", self._interval)
-            self._stop.wait(self._interval)
+    def _sweep(self) -> None:
+        deleted = self._policy.sweep(self._store)
+        if deleted["traces"]:
+            log.info("retention deleted %s", deleted)
 
 
 def _add(total: dict[str, int], more: Mapping[str, int]) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from controltower.domain import Score, TraceRecord
 from controltower.tracing.query import GroupFilter, TraceFilter
+
+if TYPE_CHECKING:
+    from controltower.prompts.metrics import MetricsWindow, VersionMetrics
+    from controltower.prompts.store import PromptStore
 
 
 @runtime_checkable
@@ -109,4 +113,23 @@ class ObservabilityStore(TraceStore, Protocol):
         self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()
     ) -> dict[str, int]:
         """Delete traces started before the cutoff (of one project, or of all but some)."""
+        ...
+
+    def prompt_metrics(
+        self, name: str, window: MetricsWindow | None = None
+    ) -> dict[int, VersionMetrics]:
+        """Per-version metrics of a prompt, by version (only the versions that served)."""
+        ...
+
+    def prompt_store(self) -> PromptStore:
+        """The prompt store kept in the same database as these traces."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        ...
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the connections inherited from the parent unclosed (the
+        parent still uses them); the store opens new ones when it is used again."""
         ...

@@ -12,11 +12,15 @@ from controltower.domain.prompt import (
     PromptVersion,
     VariableSpec,
 )
-from controltower.errors import InvalidRequest
 from controltower.prompts import PromptStore, diff_versions
-from controltower.prompts.content import content_to_dict, variable_to_dict
+from controltower.prompts.content import (
+    content_to_dict,
+    label_arms,
+    variable_to_dict,
+    version_or_label,
+)
 from controltower.prompts.render import referenced_variables, template_environment
-from controltower.server.prompt_forms import event_to_api, label_to_api, move_to_api
+from controltower.store.prompt_forms import event_to_api, label_to_api, move_to_api
 from controltower.store.serialize import us_to_iso
 
 AUDIT_LIMIT = 100
@@ -107,26 +111,19 @@ def diff_lines(text: str) -> list[tuple[str, str]]:
 
 def _pick(store: PromptStore, name: str, raw: str, param: str) -> PromptVersion:
     # `?a=3` is a version number, `?a=production` a label
-    raw = raw.strip().lstrip("#@")
-    if raw.isdigit():
-        return store.get_version(name, version=int(raw))
-    if not raw:
-        raise InvalidRequest(f"`{param}` must be a version number or a label", param=param)
-    return store.get_version(name, label=raw)
+    version, label = version_or_label(raw, param)
+    return store.get_version(name, version=version, label=label)
 
 
 def _labels_by_version(labels: list[PromptLabel]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     for label in labels:
-        if label.split:
-            total = sum(arm.weight for arm in label.split)
-            for arm in label.split:
-                share = round(100 * arm.weight / total)
-                badge = {"label": label.label, "share": share, "protected": label.protected}
-                found.setdefault(arm.version, []).append(badge)
-        else:
-            badge = {"label": label.label, "share": None, "protected": label.protected}
-            found.setdefault(label.version, []).append(badge)
+        arms = label_arms(label)
+        total = sum(arm.weight for arm in arms)
+        for arm in arms:
+            share = round(100 * arm.weight / total) if label.split else None
+            badge = {"label": label.label, "share": share, "protected": label.protected}
+            found.setdefault(arm.version, []).append(badge)
     return found
 
 

@@ -1,5 +1,5 @@
 """The API form of prompts, labels, moves, audit events, metrics and renders (shared by the
-REST API and the web UI)."""
+REST API and the web UI, as `serialize` is for traces)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from controltower.domain.prompt import AuditEvent, LabelMove, PromptLabel, PromptVersion
 from controltower.prompts.content import content_to_dict
+from controltower.prompts.metrics import VersionMetrics
 from controltower.prompts.render import RenderedPrompt
-from controltower.store.prompt_metrics import VersionMetrics
 from controltower.store.serialize import us_to_iso, us_to_ms
 
 
