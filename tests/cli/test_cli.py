@@ -114,7 +114,7 @@ def test_config_check_names_file_line_field_and_fix(tmp_path: Path) -> None:
     result = run("config", "check", str(bad))
     assert result.returncode == 2
     assert f"{bad}:6 models[0].deployments[0].wieght" in result.stderr
-    assert "remove it, or check its spelling" in result.stderr
+    assert "did you mean `weight`?" in result.stderr
 
     bad.write_text("models:\n  - name: a\n    deployments: [{provider: nosuch, model: m}]\n")
     result = run("config", "check", str(bad))

@@ -139,7 +139,7 @@ def test_labels_rollback_protection_split_history_and_audit(tmp_path: Path) -> N
 @pytest.fixture
 def memory_store(monkeypatch: pytest.MonkeyPatch) -> InMemoryPromptStore:
     store = InMemoryPromptStore()
-    monkeypatch.setattr(prompts_cli, "open_prompt_store", lambda config: store)
+    monkeypatch.setattr(prompts_cli, "open_prompt_store", lambda *args, **kwargs: store)
     return store
 
 

@@ -141,7 +141,7 @@ models:
     problem = one_problem(tmp_path, text)
     path = tmp_path / "controltower.yaml"
     assert problem.startswith(f"{path}:4 models[0].deployments[0].model: ")
-    assert "Field required" in problem
+    assert "is required" in problem and "Field required" not in problem
     assert "fix: add this field" in problem
 
 
@@ -171,7 +171,7 @@ models:
 """
     problem = one_problem(tmp_path, text)
     assert re.search(r"controltower\.yaml:6 models\[0\]\.deployments\[0\]\.wieght: ", problem)
-    assert "fix: remove it, or check its spelling" in problem
+    assert "unknown field; fix: did you mean `weight`?" in problem
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
@@ -324,7 +324,7 @@ models:
     problem = one_problem(tmp_path, text, known={"openai", "anthropic", "mock"})
     assert re.search(r"controltower\.yaml:6 models\[0\]\.deployments\[1\]\.provider: ", problem)
     assert "unknown provider 'opneai'" in problem
-    assert "fix: use one of ['anthropic', 'mock', 'openai']" in problem
+    assert "fix: did you mean `openai`? use one of ['anthropic', 'mock', 'openai']" in problem
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

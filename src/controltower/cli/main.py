@@ -7,11 +7,18 @@ import sys
 import click
 import orjson
 
-from controltower.cli.common import database_url, fail, load, open_trace_store
+from controltower.cli.common import (
+    config_option,
+    database_url_option,
+    fail,
+    load,
+    open_trace_store,
+    say_database,
+    warn,
+)
 from controltower.cli.prompts import prompts
-from controltower.errors import ControlTowerError
-
-CONFIG_HELP = "YAML config file (models, database_url, master_key …)"
+from controltower.errors import ConfigError, ControlTowerError
+from controltower.settings import PORT_ENV, Settings
 
 
 @click.group()
@@ -21,9 +28,17 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
+@database_url_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=4000, show_default=True, type=int)
+@click.option(
+    "--port",
+    default=4000,
+    show_default=True,
+    envvar=PORT_ENV,
+    show_envvar=True,
+    type=click.IntRange(1, 65535),
+)
 @click.option(
     "--log-level",
     default="warning",
@@ -37,22 +52,44 @@ def main() -> None:
     type=click.IntRange(1, 64),
     help="processes serving the same port (state such as cooldowns is per process)",
 )
-def serve(config: str | None, host: str, port: int, log_level: str, workers: int) -> None:
+def serve(
+    config: str | None,
+    database_url: str | None,
+    host: str,
+    port: int,
+    log_level: str,
+    workers: int,
+) -> None:
     """Start the gateway (a demo mock model when no config is given)."""
     import logging
 
     from controltower.server import serve as run
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    settings = load(config)
-    names = ", ".join(m.name for m in settings.models)
-    click.echo(f"controltower gateway on http://{host}:{port}/v1  models: {names}", err=True)
+    settings = load(config, show_warnings=True)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
     try:
         run(
-            settings, host=host, port=port, log_level=log_level, workers=workers, config_path=config
+            settings,
+            host=host,
+            port=port,
+            log_level=log_level,
+            workers=workers,
+            config_path=config,
+            announce=lambda: _announce(settings, host, port),
         )
     except ControlTowerError as exc:
         fail(exc)
+
+
+def _announce(settings: Settings, host: str, port: int) -> None:
+    from controltower.settings import DEFAULT_DATABASE_URL
+
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    click.echo(f"models: {', '.join(m.name for m in settings.models)}", err=True)
+    say_database(settings.database_url or DEFAULT_DATABASE_URL)
+    click.echo(f"UI: {base}/   API: {base}/v1   (Ctrl+C stops)", err=True)
 
 
 @main.group()
@@ -63,8 +100,15 @@ def config() -> None:
 @config.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_check(file: str) -> None:
-    """Validate FILE; name file, field and fix for every mistake."""
-    settings = load(file)
+    """Validate FILE: every mistake, by line, with the file, the field and the fix."""
+    from controltower.plugins import provider_names
+    from controltower.settings import check_config, with_demo_model
+
+    report = check_config(file, known_providers=provider_names())
+    warn(report)
+    if report.settings is None:
+        fail(ConfigError(report.problems))
+    settings = with_demo_model(report.settings)
     total = sum(len(m.deployments) for m in settings.models)
     click.echo(f"{file}: ok ({len(settings.models)} models, {total} deployments)")
 
@@ -75,12 +119,14 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-def db_upgrade(config: str | None) -> None:
-    """Run the migrations up to the newest schema."""
+@config_option
+@database_url_option
+def db_upgrade(config: str | None, database_url: str | None) -> None:
+    """Create the database, or migrate it to the newest schema."""
+    from controltower.cli.common import open_at
     from controltower.store import create_store_engine, current_revision, upgrade
 
-    engine = create_store_engine(database_url(config))
+    engine = open_at(config, database_url, create_store_engine, must_exist=False)
     try:
         upgrade(engine)
         click.echo(f"database at revision {current_revision(engine)}")
@@ -94,7 +140,8 @@ def traces() -> None:
 
 
 @traces.command("list")
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
+@database_url_option
 @click.option("--limit", default=20, show_default=True, type=int)
 @click.option("--cursor", default=None)
 @click.option("--since", help="ISO time, or a time ago: 30m, 24h, 7d")
@@ -112,7 +159,12 @@ def traces() -> None:
 @click.option("--project")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def traces_list(
-    config: str | None, limit: int, cursor: str | None, as_json: bool, **filters: str | None
+    config: str | None,
+    database_url: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+    **filters: str | None,
 ) -> None:
     """List traces, newest first, filtered like the API and the web UI."""
     from controltower.cli.render import trace_table
@@ -120,7 +172,7 @@ def traces_list(
     from controltower.tracing.params import trace_filter
 
     params = {key: value for key, value in filters.items() if value is not None}
-    store = open_trace_store(config)
+    store = open_trace_store(config, database_url, must_exist=True)
     try:
         where = trace_filter(params, now_us())
         data, next_cursor = store.list_traces(limit, cursor, where)
@@ -136,13 +188,14 @@ def traces_list(
 
 @traces.command("show")
 @click.argument("trace_id")
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
+@database_url_option
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a tree")
-def traces_show(trace_id: str, config: str | None, as_json: bool) -> None:
+def traces_show(trace_id: str, config: str | None, database_url: str | None, as_json: bool) -> None:
     """Show one trace with its spans."""
     from controltower.cli.render import trace_tree
 
-    store = open_trace_store(config)
+    store = open_trace_store(config, database_url, must_exist=True)
     try:
         trace = store.get_trace(trace_id)
     finally:
@@ -163,12 +216,15 @@ def users() -> None:
 
 @users.command("delete")
 @click.argument("user_id")
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
+@database_url_option
 @click.option("--project", default=None, help="only this project's traces")
 @click.confirmation_option(prompt="Delete every trace, span and score of this user?")
-def users_delete(user_id: str, config: str | None, project: str | None) -> None:
+def users_delete(
+    user_id: str, config: str | None, database_url: str | None, project: str | None
+) -> None:
     """Delete all data of USER_ID (for a GDPR erasure request) and print the counts."""
-    store = open_trace_store(config)
+    store = open_trace_store(config, database_url, must_exist=True)
     try:
         deleted = store.delete_user_data(user_id, project)
     finally:
@@ -182,8 +238,9 @@ def retention() -> None:
 
 
 @retention.command("run")
-@click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-def retention_run(config: str | None) -> None:
+@config_option
+@database_url_option
+def retention_run(config: str | None, database_url: str | None) -> None:
     """Delete now what is past its retention period, and print the counts."""
     from controltower.tracing import RetentionPolicy
 
@@ -192,7 +249,7 @@ def retention_run(config: str | None) -> None:
     if not policy.active:
         click.echo("no retention period is configured: nothing to delete")
         return
-    store = open_trace_store(config)
+    store = open_trace_store(config, database_url, must_exist=True)
     try:
         deleted = policy.sweep(store)
     finally:

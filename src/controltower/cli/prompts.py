@@ -13,7 +13,7 @@ from typing import Any
 import click
 import orjson
 
-from controltower.cli.common import database_url, fail
+from controltower.cli.common import database_url_option, fail, open_at
 from controltower.domain.prompt import AuditEvent, LabelMove, PromptVersion, SplitArm
 from controltower.errors import ControlTowerError, InvalidRequest
 from controltower.prompts import (
@@ -25,23 +25,37 @@ from controltower.prompts import (
 )
 
 CONFIG_HELP = "YAML config file (its database_url is where prompts are stored)"
-config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+_config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --database-url: where the prompts are."""
+    return _config_option(database_url_option(command))
+
+
 force_option = click.option("--force", is_flag=True, help="change a protected label anyway")
 actor_option = click.option(
     "--actor", default=None, help="who does it (default: $CONTROLTOWER_USER or the login name)"
 )
 
 
-def open_prompt_store(config: str | None) -> PromptStore:
-    """The prompt store at the config's database URL (tests replace this function)."""
+def open_prompt_store(
+    config: str | None, database_url: str | None, *, must_exist: bool
+) -> PromptStore:
+    """The prompt store of the command; a read never creates a new SQLite file.
+
+    Tests replace this function.
+    """
     from controltower.store import open_prompt_store as open_sql
 
-    return open_sql(database_url(config))
+    return open_at(config, database_url, open_sql, must_exist=must_exist)
 
 
 @contextmanager
-def _store(config: str | None) -> Iterator[PromptStore]:
-    store = open_prompt_store(config)
+def _store(
+    config: str | None, database_url: str | None, *, must_exist: bool = True
+) -> Iterator[PromptStore]:
+    store = open_prompt_store(config, database_url, must_exist=must_exist)
     try:
         yield store
     except ControlTowerError as exc:
@@ -84,9 +98,10 @@ def push(
     author: str | None,
     force: bool,
     config: str | None,
+    database_url: str | None,
 ) -> None:
     """Create a version of every prompt file in DIRECTORY whose content changed."""
-    with _store(config) as store:
+    with _store(config, database_url, must_exist=False) as store:
         report = push_dir(
             store, directory, label=label, message=message, author=_actor(author), force=force
         )
@@ -102,9 +117,9 @@ def push(
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--label", "-l", help="the version at this label (default: latest)")
 @config_option
-def pull(directory: Path, label: str | None, config: str | None) -> None:
+def pull(directory: Path, label: str | None, config: str | None, database_url: str | None) -> None:
     """Write one file per prompt into DIRECTORY, as it was pushed."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         report = pull_dir(store, directory, label=label)
     for item in report:
         if item.path is None:
@@ -116,9 +131,9 @@ def pull(directory: Path, label: str | None, config: str | None) -> None:
 @prompts.command("list")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @config_option
-def list_prompts(as_json: bool, config: str | None) -> None:
+def list_prompts(as_json: bool, config: str | None, database_url: str | None) -> None:
     """List prompts with their newest version and labels."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         found = store.list_prompts()
     if as_json:
         rows = [
@@ -152,11 +167,11 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="print the version as JSON")
 @config_option
-def show(ref: str, as_json: bool, config: str | None) -> None:
+def show(ref: str, as_json: bool, config: str | None, database_url: str | None) -> None:
     """Show a version: NAME (latest), NAME@LABEL or NAME#VERSION."""
     from controltower.prompts import content_to_dict
 
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         name, number, label = parse_ref(ref)
         version = store.get_version(name, version=number, label=label)
         labels = [lb.label for lb in store.labels(name) if lb.version == version.version]
@@ -190,9 +205,9 @@ def _resolve(store: PromptStore, name: str, ref: str) -> PromptVersion:
 @click.argument("a")
 @click.argument("b")
 @config_option
-def diff(name: str, a: str, b: str, config: str | None) -> None:
+def diff(name: str, a: str, b: str, config: str | None, database_url: str | None) -> None:
     """Diff two versions of NAME (numbers or labels): template, then config."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         changes = diff_versions(_resolve(store, name, a), _resolve(store, name, b))
     click.echo(changes.text or "no difference\n", nl=False)
 
@@ -220,9 +235,10 @@ def label(
     force: bool,
     actor: str | None,
     config: str | None,
+    database_url: str | None,
 ) -> None:
     """Point LABEL of NAME at VERSION."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         move = store.move_label(
             name, label, version, actor=_actor(actor), force=force, protect=protect
         )
@@ -238,9 +254,16 @@ def label(
 @force_option
 @actor_option
 @config_option
-def rollback(name: str, label: str, force: bool, actor: str | None, config: str | None) -> None:
+def rollback(
+    name: str,
+    label: str,
+    force: bool,
+    actor: str | None,
+    config: str | None,
+    database_url: str | None,
+) -> None:
     """Move LABEL of NAME back to the version it pointed at before its last move."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         _echo_move(store.rollback(name, label, actor=_actor(actor), force=force))
 
 
@@ -264,10 +287,16 @@ def parse_arms(arms: tuple[str, ...]) -> list[SplitArm]:
 @actor_option
 @config_option
 def split(
-    name: str, label: str, arms: tuple[str, ...], force: bool, actor: str | None, config: str | None
+    name: str,
+    label: str,
+    arms: tuple[str, ...],
+    force: bool,
+    actor: str | None,
+    config: str | None,
+    database_url: str | None,
 ) -> None:
     """Split LABEL of NAME between versions by weight: split NAME LABEL 7=90 8=10."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         move = store.split_label(name, label, parse_arms(arms), actor=_actor(actor), force=force)
     _echo_move(move)
 
@@ -276,9 +305,9 @@ def split(
 @click.argument("name")
 @click.argument("label", required=False)
 @config_option
-def history(name: str, label: str | None, config: str | None) -> None:
+def history(name: str, label: str | None, config: str | None, database_url: str | None) -> None:
     """The moves of NAME's labels (or of one LABEL), newest first."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         moves = store.label_history(name, label)
     for move in moves:
         click.echo(f"{_when(move.at_us)}  {move.actor or '-':<12} ", nl=False)
@@ -290,9 +319,11 @@ def history(name: str, label: str | None, config: str | None) -> None:
 @click.option("--limit", default=50, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @config_option
-def audit(name: str | None, limit: int, as_json: bool, config: str | None) -> None:
+def audit(
+    name: str | None, limit: int, as_json: bool, config: str | None, database_url: str | None
+) -> None:
     """The audit log of prompt changes (of NAME or NAME@LABEL), newest first."""
-    with _store(config) as store:
+    with _store(config, database_url) as store:
         events = store.audit_events(name, limit)
     if as_json:
         click.echo(orjson.dumps([_event_json(e) for e in events]).decode())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import ipaddress
 import logging
 import os
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -31,20 +34,16 @@ def build_app(settings: Settings, store: ObservabilityStore | None = None) -> Ga
     """The ASGI app over the configured store (opened and migrated here unless given)."""
     if store is None:
         store = build_store(settings)
-    close = getattr(store, "close", None)
-    # prompts live in the same database as the traces (an in-memory store serves tests)
-    engine = getattr(store, "engine", None)
-    prompt_store = None
-    if engine is not None:
-        from controltower.store import SqlPromptStore
-
-        prompt_store = SqlPromptStore(engine)
-    return GatewayApp(settings, make_provider, store, prompt_store=prompt_store, on_shutdown=close)
+    # prompts live in the same database as the traces
+    return GatewayApp(
+        settings, make_provider, store, prompt_store=store.prompt_store(), on_shutdown=store.close
+    )
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    """Refuse to listen beyond loopback without a master key."""
-    if settings.master_key is not None or _is_loopback(host):
+    """Refuse to listen beyond loopback without a master key (an empty one is none)."""
+    key = settings.master_key
+    if (key is not None and key.get_secret_value().strip()) or _is_loopback(host):
         return
     raise ConfigError(
         [
@@ -63,6 +62,27 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse early, naming the fix, when nothing could listen on host:port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        other = port + 1 if port < 65535 else 4000
+        from controltower.settings import PORT_ENV
+
+        fix = f"choose another port with --port {other} (or {PORT_ENV}={other})"
+        if exc.errno == errno.EADDRINUSE:
+            problem = f"port {port} on {host} is already in use (is controltower running?)"
+            fix = f"stop what listens there, or {fix}"
+        else:
+            problem = f"cannot listen on {host} port {port} ({exc.strerror or exc})"
+            fix = f"{fix}, or another --host"
+        raise ConfigError([f"--port {port}: {problem}; fix: {fix}"]) from None
+
+
 def serve(
     settings: Settings,
     host: str = "127.0.0.1",
@@ -71,18 +91,32 @@ def serve(
     *,
     workers: int = 1,
     config_path: str | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> None:
-    """Run the gateway until interrupted, in one process or in `workers` processes."""
+    """Run the gateway until interrupted, in one process or in `workers` processes.
+
+    `announce` is called once the bind is allowed, the port is free and the store is open,
+    just before the server starts listening.
+    """
     check_bind(host, settings)
+    check_port(host, port)
     options = _uvicorn_options(host, port, log_level)
     if workers > 1:
         # migrate once, here, rather than in every worker at the same moment
         build_store(settings).close()
         os.environ[_WORKER_CONFIG] = config_path or ""
+        if settings.database_url:  # workers read the config again: keep a URL given apart
+            from controltower.settings import DATABASE_URL_ENV
+
+            os.environ[DATABASE_URL_ENV] = settings.database_url
+        if announce is not None:
+            announce()
         uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
         return
     app = build_app(settings)
     tune_gc()
+    if announce is not None:
+        announce()
     uvicorn.Server(uvicorn.Config(app, **options)).run()
 
 

@@ -1,7 +1,18 @@
 """Configuration: the validated settings model and the YAML loader that builds it."""
 
-from controltower.settings.loader import load_settings, parse_settings
+from controltower.settings.loader import (
+    ConfigReport,
+    check_config,
+    check_settings,
+    load_settings,
+    mask_url,
+    parse_settings,
+)
 from controltower.settings.model import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    MASTER_KEY_ENV,
+    PORT_ENV,
     Deployment,
     MockOptions,
     MockToolCall,
@@ -14,6 +25,11 @@ from controltower.settings.model import (
 )
 
 __all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "MASTER_KEY_ENV",
+    "PORT_ENV",
+    "ConfigReport",
     "Deployment",
     "MockOptions",
     "MockToolCall",
@@ -21,8 +37,11 @@ __all__ = [
     "PriceOverride",
     "Retention",
     "Settings",
+    "check_config",
+    "check_settings",
     "demo_settings",
     "load_settings",
+    "mask_url",
     "parse_settings",
     "with_demo_model",
 ]

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
+DEFAULT_DATABASE_URL = "sqlite:///controltower.db"  # where traces go when nothing is configured
+DATABASE_URL_ENV = "CONTROLTOWER_DATABASE_URL"  # overrides database_url
+MASTER_KEY_ENV = "CONTROLTOWER_MASTER_KEY"  # overrides master_key (when not empty)
+PORT_ENV = "CONTROLTOWER_PORT"  # the port `controltower serve` listens on, when no --port
 Strategy = Literal["weighted", "least-latency", "least-busy"]
-MockFailure = Literal[
-    "none", "500", "503", "429", "timeout", "malformed", "cut", "context_window", "content_policy"
+
+
+def _status_as_text(value: Any) -> Any:
+    # YAML reads `failure: 503` as a number; the docs write it that way
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+MockFailure = Annotated[
+    Literal[
+        "none",
+        "500",
+        "503",
+        "429",
+        "timeout",
+        "malformed",
+        "cut",
+        "context_window",
+        "content_policy",
+    ],
+    BeforeValidator(_status_as_text),
 ]
 
 
@@ -19,6 +51,14 @@ class FieldProblem(ValueError):
         super().__init__(message)
         self.loc = loc
         self.fix = fix
+
+
+class FieldProblems(ValueError):
+    """Several cross-field mistakes, found in one pass."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p}: {p.fix}" for p in problems))
+        self.problems = list(problems)
 
 
 class _Strict(BaseModel):
@@ -113,32 +153,20 @@ class Settings(_Strict):
     max_retry_after_s: float = Field(default=30.0, ge=0)
     retention: Retention = Field(default_factory=lambda: Retention())
 
+    @field_validator("master_key")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # `master_key: ""` or `${VAR:-}` must not pass for a key that guards the gateway
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
-        seen: set[str] = set()
-        for i, alias in enumerate(self.models):
-            if alias.name in seen:
-                raise FieldProblem(
-                    ("models", i, "name"),
-                    f"duplicate model name {alias.name!r}",
-                    "give each model a name of its own",
-                )
-            seen.add(alias.name)
-        for i, alias in enumerate(self.models):
-            for j, fb in enumerate(alias.fallbacks):
-                loc = ("models", i, "fallbacks", j)
-                if fb == alias.name:
-                    raise FieldProblem(
-                        loc,
-                        f"{fb!r} falls back to itself",
-                        "name another model, or remove this fallback",
-                    )
-                if fb not in seen:
-                    raise FieldProblem(
-                        loc,
-                        f"unknown model {fb!r}",
-                        f"declare it under models, or use one of {sorted(seen)}",
-                    )
+        names = [alias.name for alias in self.models]
+        problems = reference_problems(names, [alias.fallbacks for alias in self.models])
+        if problems:
+            raise FieldProblems(problems)
         return self
 
     def alias(self, name: str) -> ModelAlias | None:
@@ -147,6 +175,43 @@ class Settings(_Strict):
             if m.name == name:
                 return m
         return None
+
+
+def reference_problems(
+    names: Sequence[object], fallbacks: Sequence[Sequence[object]]
+) -> list[FieldProblem]:
+    """Duplicate model names, and fallbacks to the model itself or to an undeclared one.
+
+    Takes plain values so that the loader can check a file whose other fields are invalid.
+    """
+    problems: list[FieldProblem] = []
+    seen: list[str] = []
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name in seen:
+            fix = "give each model a name of its own"
+            problems.append(
+                FieldProblem(("models", i, "name"), f"duplicate model name {name!r}", fix)
+            )
+        elif isinstance(name, str):
+            seen.append(name)
+    for i, (name, targets) in enumerate(zip(names, fallbacks, strict=True)):
+        for j, target in enumerate(targets):
+            problem = _fallback_problem(name, target, seen)
+            if problem is not None:
+                problems.append(FieldProblem(("models", i, "fallbacks", j), *problem))
+    return problems
+
+
+def _fallback_problem(name: object, target: object, seen: list[str]) -> tuple[str, str] | None:
+    if not isinstance(target, str):
+        return None
+    if target == name:
+        return f"{target!r} falls back to itself", "name another model, or remove this fallback"
+    if target in seen:
+        return None
+    fix = f"declare it under models, or use one of {sorted(seen)}"
+    close = difflib.get_close_matches(target, seen, n=1)
+    return f"unknown model {target!r}", (f"did you mean `{close[0]}`? " if close else "") + fix
 
 
 def demo_settings(database_url: str | None = None) -> Settings:

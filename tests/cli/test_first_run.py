@@ -1,0 +1,78 @@
+"""The first minutes of a new user: where serve says it is, a busy port, which database a
+command reads, and a table that fits a plain terminal."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import orjson
+
+from tests.cli.test_cli import client_for, free_port, run, serving
+
+
+def test_serve_says_where_the_ui_and_the_api_are(tmp_path: Path) -> None:
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    with serving(env=env) as (url, served), client_for(url) as c:
+        c.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
+    assert f"UI: {url}/" in served.stderr and f"API: {url}/v1" in served.stderr
+    assert f"database: sqlite:///{tmp_path / 'ct.db'}" in served.stderr
+    assert "models: demo" in served.stderr
+
+
+def test_a_busy_port_is_named_with_the_fix_before_anything_says_serving(tmp_path: Path) -> None:
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), env=env)
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr and "CONTROLTOWER_PORT" in result.stderr
+    assert "UI:" not in result.stderr  # it never claimed to serve
+
+
+def test_the_port_can_come_from_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    result = run("serve", "--help", env={**env, "CONTROLTOWER_PORT": str(port)})
+    assert "CONTROLTOWER_PORT" in result.stdout
+
+
+def test_a_read_never_creates_an_empty_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here.db"
+    url = f"sqlite:///{missing}"
+    for args in (["traces", "list"], ["traces", "show", "x"], ["prompts", "list"]):
+        result = run(*args, "--database-url", url)
+        assert result.returncode == 2, (args, result.stderr)
+        assert f"no database at {missing}" in result.stderr
+        assert "--database-url" in result.stderr
+    assert not missing.exists()
+    # a write may create it, and says where
+    made = run("db", "upgrade", "--database-url", url)
+    assert made.returncode == 0 and f"database: {url}" in made.stderr and missing.exists()
+
+
+def test_every_store_command_names_its_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ct.db'}"
+    assert run("db", "upgrade", "--database-url", url).returncode == 0
+    listed = run("traces", "list", "--json", "--database-url", url)
+    assert listed.returncode == 0 and orjson.loads(listed.stdout)["data"] == []
+    assert f"database: {url}" in listed.stderr
+
+
+def test_traces_list_fits_an_80_column_terminal(tmp_path: Path) -> None:
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    with serving(env=env) as (url, _), client_for(url) as c:
+        for i in range(3):
+            c.chat.completions.create(
+                model="demo",
+                messages=[{"role": "user", "content": f"a long question number {i} " * 20}],
+                user=f"someone-with-a-long-user-name-{i}@example.com",
+            )
+    table = run("traces", "list", env={**env, "COLUMNS": "80"})
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) >= 4
+    assert max(len(line) for line in lines) <= 80, table.stdout
