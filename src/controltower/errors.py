@@ -77,6 +77,22 @@ class NotFound(APIError):
     code = "not_found"
 
 
+class Forbidden(APIError):
+    """A write from a page of another origin (CSRF)."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "cross_origin_request"
+
+
+class MisdirectedRequest(APIError):
+    """A Host header the server does not answer as (DNS rebinding)."""
+
+    status = 421
+    type = "invalid_request_error"
+    code = "invalid_host"
+
+
 class ModelNotFound(NotFound):
     code = "model_not_found"
 
@@ -146,6 +162,18 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class StoreUnavailable(APIError):
+    """The store cannot be reached, or is busy, for now: the request or the data is not at
+    fault, so try again later (the trace writer retries, the read API answers 503)."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 class UnsupportedMediaType(APIError):

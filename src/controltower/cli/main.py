@@ -209,6 +209,35 @@ def traces_show(trace_id: str, config: str | None, database_url: str | None, as_
     trace_tree(trace)
 
 
+@traces.command("dead-letters")
+@config_option
+@database_url_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="print JSON lines with the payloads")
+def traces_dead_letters(
+    config: str | None, database_url: str | None, limit: int, as_json: bool
+) -> None:
+    """Traces the store refused (set aside with their error), newest first."""
+    from dataclasses import asdict
+
+    from controltower.store.serialize import us_to_iso
+
+    store = open_trace_store(config, database_url, must_exist=True)
+    try:
+        letters = store.dead_letters(limit)
+    finally:
+        store.close()
+    if as_json:
+        for letter in letters:
+            click.echo(orjson.dumps(asdict(letter)).decode())
+        return
+    if not letters:
+        click.echo("no dead letters: every trace was stored")
+        return
+    for letter in letters:
+        click.echo(f"{us_to_iso(letter.created_us)}  {letter.trace_id}  {letter.error[:200]}")
+
+
 @main.group()
 def users() -> None:
     """End users' data."""

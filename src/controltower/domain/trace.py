@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
+INT64_MAX = 2**63 - 1  # the largest integer every store keeps (BIGINT)
+MAX_FUTURE_US = 86_400_000_000  # times further ahead than a day are refused at the edges
 SpanKind = Literal["generation", "span", "tool", "retrieval", "embedding", "guardrail", "event"]
 Status = Literal["ok", "error"]
 

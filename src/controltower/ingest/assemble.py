@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controltower.domain import Span, TraceRecord
-from controltower.domain.trace import trace_of
+from controltower.domain import Span, TraceRecord, now_us
+from controltower.domain.trace import MAX_FUTURE_US, trace_of
 from controltower.ingest.semconv import SpanEvent, TraceFacts, map_span
 
 _MAX_REASONS = 10  # rejection reasons quoted in the partial-success message
@@ -140,6 +140,8 @@ def _check(name: str, start_ns: int, end_ns: int) -> str | None:
         return "name is missing or empty"
     if start_ns <= 0:
         return "startTimeUnixNano is missing"
+    if start_ns // 1000 > now_us() + MAX_FUTURE_US:
+        return f"startTimeUnixNano ({start_ns}) is more than a day in the future"
     if end_ns and end_ns < start_ns:
         return f"endTimeUnixNano ({end_ns}) is before startTimeUnixNano ({start_ns})"
     return None

@@ -6,6 +6,7 @@ checked on its own: a bad one gets an error naming the field, the others are kep
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from controltower.domain import (
     new_trace_id,
     now_us,
 )
-from controltower.domain.trace import trace_of
+from controltower.domain.trace import INT64_MAX, MAX_FUTURE_US, trace_of
 
 _SPAN_KINDS: tuple[SpanKind, ...] = (
     "generation",
@@ -36,6 +37,7 @@ _HEX = "0123456789abcdef"
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
 _SPAN_TEXT = ("model", "provider", "deployment", "error", "prompt_name")
 _TRACE_TEXT = ("name", "user_id", "session_id", "environment", "release")
+_TIME_KEYS = frozenset({"start_us", "end_us", "created_us"})
 
 
 class _Invalid(ValueError):
@@ -229,19 +231,40 @@ def _int(body: dict[str, Any], key: str, required: bool = False, where: str = "b
     value = body.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX:
+        if key in _TIME_KEYS and value > now_us() + MAX_FUTURE_US:
+            raise _Invalid(f"`{where}.{key}` ({value}) is more than a day in the future")
         return value
     need = "is required and must be" if required else "must be"
-    raise _Invalid(f"`{where}.{key}` {need} a whole number >= 0, got {value!r:.80}")
+    raise _Invalid(f"`{where}.{key}` {need} a whole number from 0 to 2^63-1, got {_shown(value)}")
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    raise _Invalid(f"`body.{key}` must be a number >= 0 or null, got {value!r:.80}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = _finite(value)
+        if number is not None and number >= 0:
+            return number
+    raise _Invalid(f"`body.{key}` must be a finite number >= 0 or null, got {_shown(value)}")
+
+
+def _finite(value: int | float) -> float | None:
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return f"{value!r:.80}"
+    except ValueError:  # a repr that cannot be made (e.g. over Python's digit limit)
+        return type(value).__name__
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:

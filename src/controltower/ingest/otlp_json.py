@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -145,19 +146,35 @@ def _base64_id(value: str, size: int, name: str) -> str:
     return raw.hex()
 
 
+_UINT64_MAX = 2**64 - 1  # OTLP times are fixed64
+
+
 def _nanos(value: Any, name: str) -> int:
     if value is None or value == "":
         return 0
+    nanos: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        nanos = value
+    elif isinstance(value, str) and len(value) <= 20:
+        with contextlib.suppress(ValueError):
+            nanos = int(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        nanos = int(value)
+    if nanos is not None and 0 <= nanos <= _UINT64_MAX:
+        return nanos
+    raise _Invalid(
+        f"{name} must be a whole number of nanoseconds since 1970 (or a decimal string), "
+        f"got {_shown(value)}"
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
     try:
-        if isinstance(value, str):
-            return int(value)
-        if isinstance(value, float) and math.isfinite(value):
-            return int(value)
-    except ValueError:
-        pass
-    raise _Invalid(f"{name} must be an integer (or a decimal string), got {value!r}")
+        return f"{value!r:.80}"
+    except ValueError:  # over Python's digit limit for int → str
+        return type(value).__name__
 
 
 def _status(value: Any) -> tuple[int, str]:
@@ -221,14 +238,12 @@ def _value_of(value: Any) -> Any:
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, str) and len(value) <= 20:
+        with contextlib.suppress(ValueError):
+            value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise _Invalid(f"intValue must be an integer or a decimal string, got {value!r:.80}")
+    raise _Invalid(f"intValue must be a 64-bit integer or a decimal string, got {_shown(value)}")
 
 
 def _double(value: Any) -> float:

@@ -9,10 +9,12 @@ here runs a regex or builds a model per attribute: this is the ingest hot path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from controltower.domain import Span, SpanKind
+from controltower.domain.trace import INT64_MAX
 from controltower.ingest import messages as msg
 
 # (name, time in µs since the epoch, attributes) of one span event
@@ -342,9 +344,10 @@ def _usage(span: Span, found: dict[str, Any], rest: dict[str, Any]) -> None:
         rest["total_tokens"] = total  # a total alone cannot be split into input and output
     cost = found.get("cost")
     if cost is not None:
-        span.cost = _number(cost)
+        number = _number(cost)
+        span.cost = number if number is not None and number >= 0 else None
     ttft = _number(found.get("ttft_s"))
-    if ttft is not None:
+    if ttft is not None and 0 <= ttft * 1_000_000 <= INT64_MAX:
         span.ttft_us = round(ttft * 1_000_000)
 
 
@@ -459,19 +462,20 @@ def _text(value: Any) -> str | None:
 def _count(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    try:
-        count = int(float(value))
-    except (TypeError, ValueError):
-        return None
-    return count if count >= 0 else None
+    if not isinstance(value, int):
+        try:
+            value = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # "abc", "1e999"
+            return None
+    return value if 0 <= value <= INT64_MAX else None
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, or None (NaN, infinities and what is no number are dropped)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None

@@ -1,8 +1,8 @@
 """The bounded queue between the application and one background export thread.
 
-`put` runs on the caller's thread and does almost nothing: a length check and a deque
-append (atomic under the GIL, so no lock). The thread does the rest: masking, JSON,
-batching by count, time and bytes, gzip, HTTP (or the local store), retries.
+`put` runs on the caller's thread and does almost nothing (the `BatchQueue` the gateway's
+trace writer stands on too). The thread does the rest: masking, JSON, batching by count,
+time and bytes, gzip, HTTP (or the local store), retries.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from controltower.tracing.batch_queue import BatchQueue
 
 if TYPE_CHECKING:
     from controltower.sdk.encode import Chunk, Encoder
@@ -42,35 +42,26 @@ class Exporter:
 
     def __init__(self, config: SdkConfig) -> None:
         self._config = config
-        self._max_queue = config.max_queue
-        self._batch_size = config.batch_size
         self._interval = config.flush_interval_s
         self._pipeline: tuple[Encoder, Transport] | None = None
         self._thread: threading.Thread | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
-        self._queue: deque[Any] = deque()
-        self._wake = threading.Event()
+        self._queue: BatchQueue[Any] = BatchQueue(self._config.max_queue, self._config.batch_size)
         self._abandon = threading.Event()  # set on shutdown: stop waiting to retry
-        self._idle = threading.Condition()
         self._count_lock = threading.Lock()
-        self._busy = False
         self._stopping = False
         self._taken = self._exported = self._dropped = self._failed = self._retries = 0
         self._reported_drops = 0
 
     def put(self, item: Any) -> bool:
         """Queue a finished span, a trace update or a score; False (counted) when full."""
-        queue = self._queue
-        if len(queue) >= self._max_queue:
-            with self._count_lock:
-                self._dropped += 1
-            return False
-        queue.append(item)
-        if len(queue) == self._batch_size:
-            self._wake.set()
-        return True
+        if self._queue.put(item):
+            return True
+        with self._count_lock:
+            self._dropped += 1
+        return False
 
     def stats(self) -> ExportStats:
         """A snapshot of the counters."""
@@ -93,31 +84,24 @@ class Exporter:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far is exported (or given up); False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        self._wake.set()
-        with self._idle:
-            while self._queue or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    return not self._queue and not self._busy
-                self._idle.wait(min(left, 0.05))
-                self._wake.set()
-        return True
+        return self._queue.flush(timeout_s, self._draining)
+
+    def _draining(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Flush, stop the thread; what is still queued then is counted as dropped."""
         if self._thread is not None:
             self.flush(timeout_s)
-        self._max_queue = 0  # from now on put() drops (and counts)
+        self._queue.max_items = 0  # from now on put() drops (and counts)
         self._stopping = True
         self._abandon.set()
-        self._wake.set()
+        self._queue.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
-        left = len(self._queue)
+        left = self._queue.clear()
         if left:
-            self._queue.clear()
             self._taken += left
             with self._count_lock:
                 self._dropped += left
@@ -126,26 +110,23 @@ class Exporter:
     def after_fork(self) -> None:
         """In a forked child: an empty queue, fresh counters, a new thread and connection."""
         was_running = self._thread is not None and not self._stopping
-        max_queue = self._max_queue
+        max_queue = self._queue.max_items
         if self._pipeline is not None:
             self._pipeline[1].forget()  # the parent's connection is not the child's to use
         self._pipeline = None
         self._thread = None
         self._reset_state()
-        self._max_queue = max_queue
+        self._queue.max_items = max_queue
         if was_running:
             self.start()
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
+            self._queue.wait(self._interval)
             try:
                 self._drain()
             except Exception:  # never let the thread die: the app keeps running
                 log.exception("controltower SDK export failed")
-            with self._idle:
-                self._idle.notify_all()
             self._report_drops()
             if self._stopping:
                 break
@@ -155,15 +136,12 @@ class Exporter:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            with self._idle:
-                self._busy = True
+            batch = queue.take()
+            self._taken += len(batch)
             try:
-                batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
-                self._taken += len(batch)
                 self._export(batch)
             finally:
-                with self._idle:
-                    self._busy = False
+                queue.done()
 
     def _export(self, batch: list[Any]) -> None:
         encoder, transport = self._ensure_pipeline()

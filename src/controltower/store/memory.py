@@ -32,6 +32,7 @@ from controltower.store.serialize import (
     trace_row_to_api,
 )
 from controltower.tracing.query import GroupFilter, TraceFilter
+from controltower.tracing.sink import DeadLetter
 
 
 class InMemoryStore:
@@ -43,6 +44,7 @@ class InMemoryStore:
         self._spans: dict[str, dict[str, Row]] = {}  # trace id → span id → row
         self._scores: dict[str, Row] = {}
         self._prompts: InMemoryPromptStore | None = None
+        self._letters: list[DeadLetter] = []
 
     def write(self, records: Sequence[TraceRecord]) -> None:
         """Store a batch: whole traces are inserted (known ids skipped), pieces merged."""
@@ -178,6 +180,16 @@ class InMemoryStore:
             if self._prompts is None:
                 self._prompts = InMemoryPromptStore()
             return self._prompts
+
+    def set_aside(self, letter: DeadLetter) -> None:
+        """Keep a record the store refused, with its error."""
+        with self._lock:
+            self._letters.append(letter)
+
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The records set aside, newest first."""
+        with self._lock:
+            return self._letters[::-1][:limit]
 
     def ping(self) -> None:
         """Always reachable."""

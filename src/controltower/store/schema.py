@@ -64,13 +64,15 @@ def json_type() -> TypeEngine[Any]:
 
 
 def build_metadata() -> sa.MetaData:
-    """A fresh MetaData holding every table: traces, spans, scores, prompts and audit."""
+    """A fresh MetaData holding every table: traces, spans, scores, prompts, audit and the
+    dead letters."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
     _scores_table(metadata)
     _prompt_tables(metadata)
     _audit_table(metadata)
+    _dead_letters_table(metadata)
     return metadata
 
 
@@ -236,4 +238,17 @@ def _audit_table(metadata: sa.MetaData) -> None:
         sa.Column("before", json_type()),
         sa.Column("after", json_type()),
         sa.Index("ix_audit_events_target_id", "target", "id"),
+    )
+
+
+def _dead_letters_table(metadata: sa.MetaData) -> None:
+    # records the store refused, as plain text (ASCII JSON), so no value can be refused again
+    sa.Table(
+        "dead_letters",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_us", sa.BigInteger, nullable=False),
+        sa.Column("trace_id", sa.String(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
     )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import functools
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from controltower.domain.score import Score
 from controltower.domain.trace import USAGE_KINDS, Span, TraceRecord, counted_calls
+from controltower.errors import APIError, InvalidRequest, StoreUnavailable
 from controltower.prompts.metrics import MetricsWindow, VersionMetrics
 from controltower.prompts.store import PromptStore
 from controltower.store import groups
@@ -23,6 +26,7 @@ from controltower.store.merge import (
     span_totals,
     sum_totals,
 )
+from controltower.store.previews import SCAN_CHARS, preview_from_prefix
 from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, build_metadata
 from controltower.store.serialize import (
     Row,
@@ -33,6 +37,7 @@ from controltower.store.serialize import (
     trace_row_to_api,
 )
 from controltower.tracing.query import GroupFilter, TraceFilter
+from controltower.tracing.sink import DeadLetter
 
 _IN_CHUNK = 500  # ids per IN (...) list
 # transaction-scoped locks on the traces a batch merges into, taken in one order (no deadlock)
@@ -40,7 +45,55 @@ _LOCK_TRACES = (
     "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(id, 0) AS key "
     "FROM unnest(%s::text[]) AS id) AS keys ORDER BY key"
 )
+# PEP 249 errors of a store that is down, busy or locked (not of the data it was given):
+# SQLAlchemy's wrappers and the drivers' own (COPY on PostgreSQL runs on the raw driver)
+_OUTAGE_ERRORS = frozenset({"OperationalError", "InterfaceError", "DisconnectionError"})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether an error of the database says it is unavailable rather than the data bad."""
+    return any(cls.__name__ in _OUTAGE_ERRORS for cls in type(exc).__mro__)
+
+
 _TOTAL_KEYS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost")
+_PAYLOADS = ("input", "output")  # what a list of traces shows only a preview of
+
+log = logging.getLogger("controltower.store")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def read_failure(exc: BaseException) -> APIError | None:
+    """The API error of a database failure on a read: the store is down or busy (503), or
+    it cannot take a value of the request (400); None for anything else (a bug)."""
+    if is_outage(exc) or isinstance(exc, sa.exc.TimeoutError):  # TimeoutError: pool full
+        log.warning("a read of the store failed: %s", exc)
+        return StoreUnavailable(
+            "The store is unavailable (the database cannot be reached or is busy); "
+            "retry after Retry-After seconds"
+        )
+    if isinstance(exc, sa.exc.DataError | OverflowError):
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        text = str(cause).strip()
+        reason = text.splitlines()[0] if text else type(cause).__name__
+        return InvalidRequest(f"The store cannot take a value of this request: {reason}")
+    return None
+
+
+def _reads(method: Callable[P, R]) -> Callable[P, R]:
+    """The read method, its database failures raised as API errors (see read_failure)."""
+
+    @functools.wraps(method)
+    def read(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (sa.exc.SQLAlchemyError, OverflowError) as exc:
+            error = read_failure(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    return read
 
 
 class SqlTraceStore:
@@ -53,6 +106,7 @@ class SqlTraceStore:
         self._traces = metadata.tables["traces"]
         self._spans = metadata.tables["spans"]
         self._scores = metadata.tables["scores"]
+        self._dead_letters = metadata.tables["dead_letters"]
         self._insert_traces = BulkInsert(self._traces, TRACE_JSON_COLUMNS, self._dialect)
         self._upsert_traces = BulkInsert(
             self._traces, TRACE_JSON_COLUMNS, self._dialect, upsert=True
@@ -73,11 +127,35 @@ class SqlTraceStore:
             return
         whole = [record for record in records if not record.partial]
         pieces = [record for record in records if record.partial]
+        try:
+            with self._engine.begin() as conn:
+                if whole:
+                    self._insert_whole(conn, whole)
+                if pieces:
+                    self._merge_pieces(conn, pieces)
+        except Exception as exc:
+            if is_outage(exc):
+                raise StoreUnavailable(f"the trace store is unavailable: {exc}") from exc
+            raise
+
+    def set_aside(self, letter: DeadLetter) -> None:
+        """Keep a record the store refused, as text with its error."""
+        row = {
+            "created_us": letter.created_us,
+            "trace_id": letter.trace_id,
+            "error": letter.error,
+            "payload": letter.payload,
+        }
         with self._engine.begin() as conn:
-            if whole:
-                self._insert_whole(conn, whole)
-            if pieces:
-                self._merge_pieces(conn, pieces)
+            conn.execute(sa.insert(self._dead_letters), row)
+
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The records set aside, newest first."""
+        d = self._dead_letters
+        query = sa.select(d.c.trace_id, d.c.error, d.c.payload, d.c.created_us)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(d.c.id.desc()).limit(limit)).all()
+        return [DeadLetter(*row) for row in rows]
 
     def _insert_whole(self, conn: Connection, records: list[TraceRecord]) -> None:
         trace_rows: list[Row] = []
@@ -183,26 +261,37 @@ class SqlTraceStore:
 
     # -- reads --------------------------------------------------------------------------
 
+    @_reads
     def list_traces(
         self, limit: int = 50, cursor: str | None = None, where: TraceFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of traces, newest first, and the cursor of the next page (None at the end)."""
         check_limit(limit)
         t = self._traces
-        query = sa.select(t).order_by(t.c.start_us.desc(), t.c.id.desc()).limit(limit + 1)
+        query = self._list_query().order_by(t.c.start_us.desc(), t.c.id.desc()).limit(limit + 1)
         if where is not None:
             query = query.where(*trace_conditions(t, where, self._dialect))
         if cursor is not None:
             start_us, trace_id = decode_cursor(cursor)
             query = query.where(sa.tuple_(t.c.start_us, t.c.id) < sa.tuple_(start_us, trace_id))
         with self._engine.connect() as conn:
-            rows = [_row(r, t) for r in conn.execute(query)]
+            rows = [_list_row(r, t) for r in conn.execute(query)]
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"])
         return [trace_row_to_api(row) for row in rows], next_cursor
 
+    def _list_query(self) -> sa.Select[Any]:
+        """The traces' columns, of input and output only the start of their JSON text."""
+        t = self._traces
+        cut = [
+            sa.func.substr(sa.cast(t.c[key], sa.Text), 1, SCAN_CHARS).label(f"{key}_prefix")
+            for key in _PAYLOADS
+        ]
+        return sa.select(*(c for c in t.c if c.key not in _PAYLOADS), *cut)
+
+    @_reads
     def get_trace(self, trace_id: str, span_io: bool = True) -> dict[str, Any] | None:
         """The trace with its spans ordered by start time and its scores, or None.
 
@@ -228,6 +317,7 @@ class SqlTraceStore:
         trace["scores"] = scores
         return trace
 
+    @_reads
     def get_span(self, trace_id: str, span_id: str) -> dict[str, Any] | None:
         """One span in API form, or None."""
         s = self._spans
@@ -236,6 +326,7 @@ class SqlTraceStore:
             found = conn.execute(query).first()
         return None if found is None else span_row_to_api(_row(found, s))
 
+    @_reads
     def list_scores(
         self, trace_id: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -244,6 +335,7 @@ class SqlTraceStore:
         with self._engine.connect() as conn:
             return self._scores_of(conn, trace_id=trace_id, name=name, limit=limit)
 
+    @_reads
     def scores_of_traces(
         self, trace_ids: Sequence[str], per_trace: int = 5
     ) -> dict[str, list[dict[str, Any]]]:
@@ -274,6 +366,7 @@ class SqlTraceStore:
             query = query.where(c.c.name == name)
         return [score_row_to_api(_row(r, c)) for r in conn.execute(query)]
 
+    @_reads
     def list_sessions(
         self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -283,6 +376,7 @@ class SqlTraceStore:
         with self._engine.connect() as conn:
             return groups.group_page(conn, t, t.c.session_id, conds, limit, cursor)
 
+    @_reads
     def get_session(self, session_id: str, project: str | None = None) -> dict[str, Any] | None:
         """A session's totals and its traces (oldest first, at most 1,000), or None."""
         t = self._traces
@@ -297,6 +391,7 @@ class SqlTraceStore:
             summary["traces"] = [trace_row_to_api(_row(r, t)) for r in conn.execute(query)]
         return summary
 
+    @_reads
     def list_users(
         self, limit: int = 50, cursor: str | None = None, where: GroupFilter | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -306,6 +401,7 @@ class SqlTraceStore:
         with self._engine.connect() as conn:
             return groups.group_page(conn, t, t.c.user_id, conds, limit, cursor)
 
+    @_reads
     def get_user(self, user_id: str, project: str | None = None) -> dict[str, Any] | None:
         """One user's totals (traces, sessions, tokens, cost, first and last seen), or None."""
         t = self._traces
@@ -314,6 +410,7 @@ class SqlTraceStore:
 
     # -- deletion -----------------------------------------------------------------------
 
+    @_reads
     def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
         """Delete every trace, span and score of a user; the counts of what was deleted."""
         t = self._traces
@@ -356,6 +453,7 @@ class SqlTraceStore:
         """In a forked child: drop the parent's pooled connections without closing them."""
         self._engine.dispose(close=False)
 
+    @_reads
     def prompt_metrics(
         self, name: str, window: MetricsWindow | None = None
     ) -> dict[int, VersionMetrics]:
@@ -374,6 +472,14 @@ class SqlTraceStore:
 def _row(row: sa.Row[Any], table: sa.Table) -> Row:
     mapping = row._mapping
     return {column.key: mapping[column] for column in table.c}
+
+
+def _list_row(row: sa.Row[Any], table: sa.Table) -> Row:
+    mapping = row._mapping
+    found = {column.key: mapping[column] for column in table.c if column.key not in _PAYLOADS}
+    for key in _PAYLOADS:
+        found[key] = preview_from_prefix(mapping[f"{key}_prefix"])
+    return found
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:

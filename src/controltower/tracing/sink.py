@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from controltower.domain import Score, TraceRecord
@@ -19,25 +20,77 @@ class TraceSink(Protocol):
     """Durable storage for finished traces; `write` may raise, the writer retries."""
 
     def write(self, records: Sequence[TraceRecord]) -> None:
-        """Store a batch of traces with their spans, all or nothing."""
+        """Store a batch of traces with their spans, all or nothing.
+
+        Raise `errors.StoreUnavailable` when the store cannot be reached (the writer
+        retries the batch later); any other error says the batch itself is at fault
+        (the writer splits it to find the record, and sets that one aside).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record the store refused, kept as text with the error, for an operator to read."""
+
+    trace_id: str
+    error: str
+    payload: str  # the record as ASCII JSON (see tracing.normalize.dead_letter_payload)
+    created_us: int
+
+
+@runtime_checkable
+class DeadLetterSink(Protocol):
+    """Where the trace writer sets aside a record the store refuses, so it holds up no other."""
+
+    def set_aside(self, letter: DeadLetter) -> None:
+        """Keep the letter (plain text columns only, so nothing in it can be refused)."""
+        ...
+
+
+@runtime_checkable
+class Pingable(Protocol):
+    """A sink that can tell whether it is reachable at all."""
+
+    def ping(self) -> None:
+        """Raise when the store cannot be reached."""
         ...
 
 
 class InMemorySink:
-    """Keeps written traces in a list; can be told to fail, to test the writer's retries."""
+    """Keeps written traces in a list; can be told to fail, to test the writer's retries.
+
+    `fail_next` simulates an outage (writes and pings raise `ConnectionError`); a trace id
+    in `refuse` makes every batch holding it fail as a bad record would.
+    """
 
     def __init__(self) -> None:
         self.records: list[TraceRecord] = []
+        self.letters: list[DeadLetter] = []
         self.fail_next = 0
+        self.refuse: set[str] = set()
         self._lock = threading.Lock()
 
     def write(self, records: Sequence[TraceRecord]) -> None:
-        """Append the batch, or raise while `fail_next` is positive."""
+        """Append the batch, or raise while `fail_next` is positive or a record is refused."""
         with self._lock:
             if self.fail_next:
                 self.fail_next -= 1
                 raise ConnectionError("in-memory sink told to fail")
+            refused = [r.trace.id for r in records if r.trace.id in self.refuse]
+            if refused:
+                raise ValueError(f"in-memory sink refuses trace {refused[0]}")
             self.records.extend(records)
+
+    def set_aside(self, letter: DeadLetter) -> None:
+        """Keep the letter in `letters`."""
+        with self._lock:
+            self.letters.append(letter)
+
+    def ping(self) -> None:
+        """Raise while the simulated outage lasts."""
+        if self.fail_next:
+            raise ConnectionError("in-memory sink told to fail")
 
 
 @runtime_checkable
@@ -123,6 +176,18 @@ class ObservabilityStore(TraceStore, Protocol):
 
     def prompt_store(self) -> PromptStore:
         """The prompt store kept in the same database as these traces."""
+        ...
+
+    def set_aside(self, letter: DeadLetter) -> None:
+        """Keep a record the store refused, as text with its error (see DeadLetterSink)."""
+        ...
+
+    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
+        """The records set aside, newest first."""
+        ...
+
+    def ping(self) -> None:
+        """Raise when the store cannot be reached."""
         ...
 
     def close(self) -> None:

@@ -1,4 +1,9 @@
-"""A bounded queue drained by a background thread that writes traces in batches."""
+"""A bounded queue drained by a background thread that writes traces in batches.
+
+No record can hold back another: while the store is down a batch is retried whole with
+backoff; when the store refuses a batch, it is split until the bad record is found, and
+that record is set aside as a dead letter with its error (counted, logged).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controltower.domain import TraceRecord
-from controltower.tracing.sink import TraceSink
+from controltower.domain import TraceRecord, now_us
+from controltower.errors import StoreUnavailable
+from controltower.tracing.batch_queue import BatchQueue
+from controltower.tracing.normalize import clean_text, dead_letter_payload, normalize_record
+from controltower.tracing.sink import DeadLetter, DeadLetterSink, Pingable, TraceSink
 
 log = logging.getLogger("controltower.tracing")
+OUTAGE_RETRIES = 5  # "unavailable" answers believed before a reachable store's batch is split
 
 
 @dataclass(slots=True)
@@ -24,6 +32,8 @@ class WriterStats:
     written: int = 0
     dropped: int = 0
     failed_writes: int = 0
+    dead_lettered: int = 0  # records the store refused, set aside with their error
+    normalized: int = 0  # records with values changed to be storable (see tracing.normalize)
 
 
 class TraceWriter:
@@ -40,17 +50,12 @@ class TraceWriter:
         max_backoff_s: float = 10.0,
     ) -> None:
         self._sink = sink
-        self._max_queue = max_queue
-        self._batch_size = batch_size
         self._interval = flush_interval_s
         self._enrich = enrich
         self._max_backoff_s = max_backoff_s
-        self._queue: deque[TraceRecord] = deque()
-        self._wake = threading.Event()
+        self._queue: BatchQueue[TraceRecord] = BatchQueue(max_queue, batch_size)
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._idle = threading.Condition()
-        self._busy = False
         self.stats = WriterStats()
         self._reported_drops = 0
         self._fork_hook = False
@@ -59,6 +64,11 @@ class TraceWriter:
     def queue_depth(self) -> int:
         """Traces waiting to be written."""
         return len(self._queue)
+
+    @property
+    def capacity(self) -> int:
+        """The most traces the queue holds."""
+        return self._queue.max_items
 
     def start(self) -> None:
         """Start the writer thread (again in a forked child)."""
@@ -75,14 +85,10 @@ class TraceWriter:
 
     def enqueue(self, record: TraceRecord) -> bool:
         """Queue a finished trace; False (and counted) when the queue is full."""
-        queue = self._queue
-        if len(queue) >= self._max_queue:
+        if not self._queue.put(record):
             self.stats.dropped += 1
             return False
-        queue.append(record)
         self.stats.enqueued += 1
-        if len(queue) == self._batch_size:
-            self._wake.set()
         return True
 
     def offer(self, records: list[TraceRecord]) -> bool:
@@ -91,83 +97,116 @@ class TraceWriter:
         For callers that can push back (ingest answers 503 and the exporter retries)
         instead of losing data.
         """
-        queue = self._queue
-        if len(queue) + len(records) > self._max_queue:
+        if not self._queue.offer(records):
             return False
-        queue.extend(records)
         self.stats.enqueued += len(records)
-        if len(queue) >= self._batch_size:
-            self._wake.set()
         return True
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        self._wake.set()
-        with self._idle:
-            while self._queue or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None or not self._thread.is_alive():
-                    return not self._queue and not self._busy
-                self._idle.wait(min(left, 0.05))
-                self._wake.set()
-        return True
+        return self._queue.flush(timeout_s, self._draining)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Flush, stop the thread, and count whatever could not be written as dropped."""
         self.flush(timeout_s)
         self._stopping = True
-        self._wake.set()
+        self._queue.wake()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        left = len(self._queue)
+        left = self._queue.clear()
         if left:
             self.stats.dropped += left
-            self._queue.clear()
             log.error("trace writer stopped with %d traces unwritten; they are lost", left)
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            while self._queue and not self._stopping:
-                self._write_batch(self._take_batch())
-            self._report_drops()
-            with self._idle:
-                self._idle.notify_all()
+    def _draining(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
-    def _take_batch(self) -> list[TraceRecord]:
+    def _run(self) -> None:
         queue = self._queue
-        batch = []
-        with self._idle:
-            self._busy = True
-        for _ in range(min(self._batch_size, len(queue))):
-            batch.append(queue.popleft())
-        return batch
+        while not self._stopping:
+            queue.wait(self._interval)
+            while queue and not self._stopping:
+                batch = queue.take()
+                try:
+                    self._write_batch(batch)
+                finally:
+                    queue.done()
+            self._report_drops()
 
     def _write_batch(self, batch: list[TraceRecord]) -> None:
         for record in batch:
             self._prepare(record)
+        self._write_isolating(batch)
+
+    def _write_isolating(self, batch: list[TraceRecord]) -> None:
+        """Write the batch; while the store is down, retry it whole with backoff; when the
+        store refuses it, split it, write the halves, and set aside the one bad record."""
         delay = 0.1
-        try:
-            while True:
-                try:
-                    self._sink.write(batch)
-                    self.stats.written += len(batch)
+        outages = 0
+        failure: Exception
+        while True:
+            try:
+                self._sink.write(batch)
+                self.stats.written += len(batch)
+                return
+            except Exception as exc:
+                self.stats.failed_writes += 1
+                if self._stopping:
+                    self.stats.dropped += len(batch)
                     return
-                except Exception as exc:  # the store may be down: keep serving, retry
-                    self.stats.failed_writes += 1
-                    log.warning(
-                        "writing %d traces failed (%s); retrying in %.1f s", len(batch), exc, delay
-                    )
-                    if self._stopping:
-                        self.stats.dropped += len(batch)
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, self._max_backoff_s)
-        finally:
-            with self._idle:
-                self._busy = False
+                if not self._outage(exc, outages):
+                    failure = exc
+                    break
+                log.warning(
+                    "writing %d traces failed (%s); retrying in %.1f s", len(batch), exc, delay
+                )
+                outages += 1
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
+        if len(batch) == 1:
+            self._set_aside(batch[0], failure)
+            return
+        middle = len(batch) // 2
+        self._write_isolating(batch[:middle])
+        self._write_isolating(batch[middle:])
+
+    def _outage(self, exc: Exception, outages: int) -> bool:
+        """Whether a failed write is the store's (retry) rather than the batch's (split).
+
+        A store that says it is unavailable is believed a few times; after that, or for any
+        other error, the batch is at fault unless a ping shows the store is down.
+        """
+        said_so = isinstance(exc, StoreUnavailable | ConnectionError | TimeoutError)
+        if said_so and outages < OUTAGE_RETRIES:
+            return True
+        if not isinstance(self._sink, Pingable):
+            return False
+        try:
+            self._sink.ping()
+        except Exception:
+            return True
+        return False
+
+    def _set_aside(self, record: TraceRecord, exc: Exception) -> None:
+        trace_id = clean_text(str(record.trace.id), 200)
+        error = clean_text(f"{type(exc).__name__}: {exc}", 4000)
+        log.error("trace %s cannot be stored (%s); setting it aside", trace_id, error)
+        letter = DeadLetter(trace_id, error, dead_letter_payload(record), now_us())
+        sink = self._sink
+        try:
+            if not isinstance(sink, DeadLetterSink):
+                raise TypeError(f"{type(sink).__name__} keeps no dead letters")
+            sink.set_aside(letter)
+        except Exception as aside:
+            self.stats.dropped += 1
+            log.error(
+                "trace %s could not be set aside either (%s); it is lost: %s",
+                trace_id,
+                aside,
+                letter.payload[:2000],
+            )
+            return
+        self.stats.dead_lettered += 1
 
     def _prepare(self, record: TraceRecord) -> None:
         try:
@@ -177,6 +216,11 @@ class TraceWriter:
             record.roll_up()
         except Exception:
             log.exception("enriching trace %s failed; writing it as it is", record.trace.id)
+        try:
+            if normalize_record(record):
+                self.stats.normalized += 1
+        except Exception:  # what still fails is found by the store and set aside
+            log.exception("normalising trace %s failed", record.trace.id)
 
     def _report_drops(self) -> None:
         dropped = self.stats.dropped
@@ -184,15 +228,14 @@ class TraceWriter:
             log.error(
                 "trace queue full: %d traces dropped so far (queue size %d)",
                 dropped,
-                self._max_queue,
+                self._queue.max_items,
             )
             self._reported_drops = dropped
 
     def _after_fork(self) -> None:
         if self._thread is None:
             return
+        # what the parent queued is the parent's to write: the child starts empty
         self._thread = None
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._busy = False
+        self._queue = BatchQueue(self._queue.max_items, self._queue.batch_size)
         self.start()
