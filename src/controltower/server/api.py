@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import parse_qsl
+
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.schemas import SchemaGenerator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controltower.errors import APIError, NotFound
+from controltower.errors import APIError, InvalidRequest, NotFound
+from controltower.server.asgi import send_error
+from controltower.server.openapi import openapi_document
 from controltower.server.query_routes import QueryRoutes, json_response
+from controltower.store.traces import read_failure
 from controltower.tracing import ObservabilityStore, TraceWriter
 from controltower.version import __version__
 
-_SCHEMA = SchemaGenerator(
-    {
-        "openapi": "3.0.3",
-        "info": {"title": "controltower API", "version": __version__},
-    }
-)
+log = logging.getLogger("controltower.server")
 
 
 def build_api(
@@ -41,16 +44,25 @@ def build_api(
             f"controltower_traces_dropped_total {stats.dropped}",
             "# TYPE controltower_trace_write_failures_total counter",
             f"controltower_trace_write_failures_total {stats.failed_writes}",
+            "# HELP controltower_traces_dead_lettered_total Traces the store refused, set aside"
+            " in dead_letters with their error.",
+            "# TYPE controltower_traces_dead_lettered_total counter",
+            f"controltower_traces_dead_lettered_total {stats.dead_lettered}",
+            "# HELP controltower_traces_normalized_total Traces with values changed to be"
+            " storable (NUL, nesting, size, out-of-range numbers).",
+            "# TYPE controltower_traces_normalized_total counter",
+            f"controltower_traces_normalized_total {stats.normalized}",
             "# TYPE controltower_trace_queue_depth gauge",
             f"controltower_trace_queue_depth {writer.queue_depth}",
         ]
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
+    document: list[bytes] = []  # built on first use: the routes do not change
+
     async def openapi(request: Request) -> Response:
-        schema = _SCHEMA.get_schema(routes=app.routes)
-        # YAML reads status codes as integers; OpenAPI wants them as strings
-        body = orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS)
-        return Response(body, media_type="application/json")
+        if not document:
+            document.append(orjson.dumps(openapi_document(app.routes, __version__)))
+        return Response(document[0], media_type="application/json")
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
@@ -63,12 +75,76 @@ def build_api(
         error = NotFound(f"No route {request.method} {request.url.path}")
         return Response(error.body(), status_code=404, media_type="application/json")
 
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = InvalidRequest(
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+            code="method_not_allowed",
+        )
+        return Response(
+            error.body(), 405, media_type="application/json", headers={"Allow": allowed}
+        )
+
     routes: list[BaseRoute] = [
         Route("/health", health, include_in_schema=False),
         Route("/metrics", metrics, include_in_schema=False),
         Route("/openapi.json", openapi, include_in_schema=False),
-        *QueryRoutes(store).routes(),
+        *QueryRoutes(store, settle=writer.flush).routes(),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, exception_handlers={APIError: api_error, 404: not_found})
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard)],
+        exception_handlers={APIError: api_error, 404: not_found, 405: not_allowed},
+    )
     return app
+
+
+class RequestGuard:
+    """Refuses NUL characters in the URL (no database keeps them), and answers an error no
+    handler caught in the OpenAI format: a store failure as 503 or 400 (see
+    `store.traces.read_failure`), anything else as 500, logged. Either way the answer is
+    whole, so the client's keep-alive connection stays open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the URL, then run the app, catching what escapes it."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = _nul_in_url(scope)
+        if refused is not None:
+            await send_error(send, refused)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # too late for an answer: the server closes the connection
+                raise
+            error = read_failure(exc)
+            if error is None:
+                log.exception("%s %s failed", scope["method"], scope["path"])
+                error = APIError("The server failed to answer this request; the error is logged")
+            await send_error(send, error)
+
+
+def _nul_in_url(scope: Scope) -> InvalidRequest | None:
+    if "\x00" in scope["path"]:
+        return InvalidRequest("The URL path must not hold NUL characters (%00)")
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return InvalidRequest(f"`{name}` must not hold NUL characters", param=name)
+    return None

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from controltower.cost import PriceTable
+from controltower.domain import TraceRecord
 from controltower.errors import (
     APIError,
     InvalidRequest,
@@ -98,8 +99,11 @@ def ingest_routes(
             description: >-
               The body is not a JSON object with a `batch` array (nothing stored), or some
               events are invalid (the others are stored; `errors` holds index and message).
-          413: {description: The body is larger than max_request_bytes.}
-          415: {description: The body is not JSON, or its Content-Encoding is not gzip.}
+          413:
+            description: >-
+              The body is larger than max_request_bytes, or the batch holds more traces
+              than the whole trace queue (trace_queue_size); send smaller batches.
+          415: {description: "The body is not JSON, or its Content-Encoding is not gzip."}
           503:
             description: The trace queue is full; nothing was stored. Retry after Retry-After.
         """
@@ -109,8 +113,9 @@ def ingest_routes(
             result = await _maybe_in_thread(raw, gzipped, _events_decoder(max_bytes))
         except APIError as exc:
             return _api_error(exc)
-        if result.records and not writer.offer(result.records):
-            return _api_error(_queue_full())
+        refused = _enqueue(writer, result.records)
+        if refused is not None:
+            return _api_error(refused)
         if result.scores:
             try:
                 await run_in_threadpool(store.write_scores, result.scores)
@@ -141,11 +146,26 @@ def ingest_routes(
             description: >-
               ExportTraceServiceResponse in the request's encoding; `partialSuccess` says
               how many spans were rejected and why.
-          400: {description: The body is not an ExportTraceServiceRequest.}
-          413: {description: The body (or its gzip expansion) is larger than max_request_bytes.}
-          415: {description: Content-Type is not application/x-protobuf or application/json.}
+            content:
+              application/x-protobuf: {schema: {type: string, format: binary}}
+              application/json: {schema: {type: object}}
+          400:
+            description: The body is not an ExportTraceServiceRequest.
+            content: &status
+              application/x-protobuf: {schema: {type: string, format: binary}}
+              application/json: {schema: {$ref: "#/components/schemas/OtlpStatus"}}
+          413:
+            description: >-
+              The body (or its gzip expansion) is larger than max_request_bytes, or the
+              batch holds more traces than the whole trace queue (trace_queue_size):
+              not retryable, send smaller batches.
+            content: *status
+          415:
+            description: Content-Type is not application/x-protobuf or application/json.
+            content: *status
           503:
             description: The trace queue is full; nothing was stored. Retry after Retry-After.
+            content: *status
         """
         media = _media_type(request)
         as_json = media == _JSON
@@ -164,8 +184,10 @@ def ingest_routes(
         except APIError as exc:
             code = CODE_RESOURCE_EXHAUSTED if exc.status == 413 else CODE_INVALID_ARGUMENT
             return _otlp_error(exc.status, code, exc.message, as_json)
-        if result.records and not writer.offer(result.records):
-            return _otlp_error(503, CODE_UNAVAILABLE, _queue_full().message, as_json)
+        refused = _enqueue(writer, result.records)
+        if refused is not None:
+            code = CODE_RESOURCE_EXHAUSTED if refused.status == 413 else CODE_UNAVAILABLE
+            return _otlp_error(refused.status, code, refused.message, as_json)
         return Response(export_response(result, as_json), 200, media_type=_content_type(as_json))
 
     return [
@@ -265,6 +287,20 @@ def _queue_full(reason: str = "The trace queue is full") -> QueueFull:
         f"{reason}; nothing was stored: retry after {_RETRY_AFTER_S} s",
         retry_after=_RETRY_AFTER_S,
     )
+
+
+def _enqueue(writer: TraceWriter, records: list[TraceRecord]) -> APIError | None:
+    """Queue the batch whole; else why not: it never fits (413, not to be retried as it
+    is) or the queue is full for now (503, retry after Retry-After)."""
+    if len(records) > writer.capacity:
+        return RequestTooLarge(
+            f"The batch holds {len(records)} traces, more than the whole trace queue "
+            f"(trace_queue_size: {writer.capacity}); nothing was stored: send smaller "
+            "batches, or raise trace_queue_size in the config"
+        )
+    if records and not writer.offer(records):
+        return _queue_full()
+    return None
 
 
 def _api_error(error: APIError) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +20,7 @@ from controltower.tracing.params import group_filter, page_size, trace_filter
 
 _MAX_TEXT = 10_000  # characters of a score's comment
 _MAX_BODY = 64 * 1024
+_SETTLE_S = 1.0  # the longest a score waits for the trace writer to store its trace
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -28,8 +31,12 @@ def json_response(content: Any, status: int = 200) -> Response:
 class QueryRoutes:
     """Handlers of /api/traces, /api/sessions, /api/users and /api/scores."""
 
-    def __init__(self, store: ObservabilityStore) -> None:
+    def __init__(
+        self, store: ObservabilityStore, settle: Callable[[float], bool] | None = None
+    ) -> None:
         self.store = store
+        # waits (at most the seconds given) until the traces queued so far are written
+        self.settle = settle
 
     def routes(self) -> list[BaseRoute]:
         """The routes, in the order Starlette should match them."""
@@ -47,17 +54,20 @@ class QueryRoutes:
         ]
 
     async def list_traces(self, request: Request) -> Response:
-        """
+        """List traces, newest first.
+        ---
         summary: List traces, newest first, with filters
         description: >
-          Filters - since, until (ISO time or 30m, 24h, 7d), name, user, session, model,
-          status (ok or error), tags (comma-separated, all must match), metadata
-          (key or key=value, comma-separated), min_cost (USD), min_latency (ms, or 2s),
-          q (text in input or output), project. Pages are keyset cursors; pass
-          next_cursor back as cursor. limit is 1 to 200 (default 50).
+          Pages are keyset cursors; pass next_cursor back as cursor. Each trace comes
+          without its spans, and with previews of long inputs and outputs (the whole
+          values are in GET /api/traces/{trace_id}).
+        parameters: [since, until, name, user, session, model, status, tags, metadata,
+          min_cost, min_latency, q, project, cursor, limit]
         responses:
-          200: {description: "{data: [trace], next_cursor: string or null}"}
-          400: {description: An invalid filter, named in error.param}
+          200:
+            description: A page of traces
+            content: {application/json: {schema: {$ref: "#/components/schemas/TracePage"}}}
+          400: {description: "An invalid filter, named in error.param"}
         """
         params = request.query_params
         where = trace_filter(params, now_us())
@@ -66,10 +76,13 @@ class QueryRoutes:
         return json_response({"data": data, "next_cursor": next_cursor})
 
     async def get_trace(self, request: Request) -> Response:
-        """
+        """One trace.
+        ---
         summary: One trace with its spans (in start order) and its scores
         responses:
-          200: {description: The trace}
+          200:
+            description: The trace
+            content: {application/json: {schema: {$ref: "#/components/schemas/Trace"}}}
           404: {description: No such trace}
         """
         trace_id = request.path_params["trace_id"]
@@ -79,10 +92,13 @@ class QueryRoutes:
         return json_response(trace)
 
     async def get_span(self, request: Request) -> Response:
-        """
+        """One span.
+        ---
         summary: One span of a trace, with its full input and output
         responses:
-          200: {description: The span}
+          200:
+            description: The span
+            content: {application/json: {schema: {$ref: "#/components/schemas/Span"}}}
           404: {description: No such span}
         """
         trace_id, span_id = request.path_params["trace_id"], request.path_params["span_id"]
@@ -92,11 +108,14 @@ class QueryRoutes:
         return json_response(span)
 
     async def list_sessions(self, request: Request) -> Response:
-        """
+        """List sessions.
+        ---
         summary: List sessions (conversations), most recently active first
-        description: Filters - since, until, user, project; cursor and limit as for traces.
+        parameters: [since, until, user, project, cursor, limit]
         responses:
-          200: {description: "{data: [session], next_cursor}"}
+          200:
+            description: A page of sessions
+            content: {application/json: {schema: {$ref: "#/components/schemas/SessionPage"}}}
         """
         params = request.query_params
         where = group_filter(params, now_us())
@@ -105,10 +124,15 @@ class QueryRoutes:
         return json_response({"data": data, "next_cursor": next_cursor})
 
     async def get_session(self, request: Request) -> Response:
-        """
+        """One session.
+        ---
         summary: One session - its totals and its traces in the order they started
+        parameters: [project]
         responses:
-          200: {description: The session with traces}
+          200:
+            description: The session with its traces (at most 1,000)
+            content:
+              application/json: {schema: {$ref: "#/components/schemas/SessionWithTraces"}}
           404: {description: No such session}
         """
         session_id = request.path_params["session_id"]
@@ -119,11 +143,14 @@ class QueryRoutes:
         return json_response(session)
 
     async def list_users(self, request: Request) -> Response:
-        """
+        """List end users.
+        ---
         summary: List end users with their trace count, tokens and cost
-        description: Filters - since, until, project; cursor and limit as for traces.
+        parameters: [since, until, project, cursor, limit]
         responses:
-          200: {description: "{data: [user], next_cursor}"}
+          200:
+            description: A page of users
+            content: {application/json: {schema: {$ref: "#/components/schemas/UserPage"}}}
         """
         params = request.query_params
         where = group_filter(params, now_us())
@@ -132,10 +159,14 @@ class QueryRoutes:
         return json_response({"data": data, "next_cursor": next_cursor})
 
     async def get_user(self, request: Request) -> Response:
-        """
+        """One end user.
+        ---
         summary: One user's totals - traces, sessions, tokens, cost, first and last seen
+        parameters: [project]
         responses:
-          200: {description: The user}
+          200:
+            description: The user
+            content: {application/json: {schema: {$ref: "#/components/schemas/User"}}}
           404: {description: No traces of this user}
         """
         user_id = request.path_params["user_id"]
@@ -146,10 +177,14 @@ class QueryRoutes:
         return json_response(user)
 
     async def delete_user_data(self, request: Request) -> Response:
-        """
+        """Delete one user's data.
+        ---
         summary: Delete every trace, span and score of one user (GDPR erasure)
+        parameters: [project]
         responses:
-          200: {description: "{user_id, deleted: {traces, spans, scores}}"}
+          200:
+            description: What was deleted
+            content: {application/json: {schema: {$ref: "#/components/schemas/Deleted"}}}
         """
         user_id = request.path_params["user_id"]
         project = request.query_params.get("project") or None
@@ -157,10 +192,14 @@ class QueryRoutes:
         return json_response({"user_id": user_id, "deleted": deleted})
 
     async def list_scores(self, request: Request) -> Response:
-        """
+        """List scores.
+        ---
         summary: List scores, newest first, of one trace and/or one name
+        parameters: [score_trace, score_name, limit]
         responses:
-          200: {description: "{data: [score]}"}
+          200:
+            description: The scores
+            content: {application/json: {schema: {$ref: "#/components/schemas/ScoreList"}}}
         """
         params = request.query_params
         limit = page_size(params)
@@ -169,34 +208,61 @@ class QueryRoutes:
         return json_response({"data": data})
 
     async def create_score(self, request: Request) -> Response:
-        """
+        """Add a score.
+        ---
         summary: Add a score (feedback) to a trace or one of its spans
         description: >
-          Body - trace_id, name, value (number, true/false or a category string), and
-          optionally span_id, comment, source (user, human, judge, code, api), author, id
-          (to replace an earlier score). The trace need not be stored yet - feedback may
-          arrive before the trace is written.
+          The value is a number, true/false or a category string; an id replaces the
+          earlier score of that id. The trace (and the span, when given) must exist: a
+          trace still in the write queue is waited for, up to a second.
+        requestBody:
+          required: true
+          content: {application/json: {schema: {$ref: "#/components/schemas/NewScore"}}}
         responses:
-          201: {description: The stored score}
-          400: {description: A missing or invalid field, named in error.param}
+          201:
+            description: The stored score
+            content: {application/json: {schema: {$ref: "#/components/schemas/Score"}}}
+          400: {description: "A missing or invalid field, named in error.param"}
+          404: {description: "No such trace, or no such span in it (named in error.param)"}
+          413: {description: The body is over 64 KiB}
         """
         score = score_from_body(await _json_body(request))
+        missing = await run_in_threadpool(self._missing_target, score)
+        if missing is not None and self.settle is not None:
+            # a trace the gateway has just answered may still wait in the write queue
+            await run_in_threadpool(self.settle, _SETTLE_S)
+            missing = await run_in_threadpool(self._missing_target, score)
+        if missing is not None:
+            raise missing
         await run_in_threadpool(self.store.write_scores, [score])
         return json_response(score_row_to_api(score_to_row(score)), status=201)
+
+    def _missing_target(self, score: Score) -> NotFound | None:
+        """The 404 of a score whose trace or span is not stored, or None."""
+        if score.span_id is not None and self.store.get_span(score.trace_id, score.span_id):
+            return None
+        if self.store.get_trace(score.trace_id, span_io=False) is None:
+            return NotFound(f"No trace with id {score.trace_id!r}", param="trace_id")
+        if score.span_id is None:
+            return None
+        return NotFound(f"No span {score.span_id!r} in trace {score.trace_id!r}", param="span_id")
 
 
 def score_from_body(body: Any) -> Score:
     """A Score from a JSON body; InvalidRequest names the field that is wrong."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object")
-    trace_id, name, value = body.get("trace_id"), body.get("name"), body.get("value")
-    if not isinstance(trace_id, str) or not trace_id:
+    trace_id, name = _optional_str(body, "trace_id"), _optional_str(body, "name")
+    if trace_id is None:
         raise InvalidRequest("`trace_id` is required and must be a string", param="trace_id")
-    if not isinstance(name, str) or not name.strip():
+    if name is None or not name.strip():
         raise InvalidRequest("`name` is required and must be a non-empty string", param="name")
-    if not isinstance(value, int | float | str) or (isinstance(value, str) and not value):
+    value = body.get("value")
+    if isinstance(value, str):
+        value = _optional_str(body, "value")
+    if not isinstance(value, int | float | str) or not _finite(value):
         raise InvalidRequest(
-            "`value` must be a number, true or false, or a non-empty category string",
+            "`value` must be a finite number, true or false, or a non-empty category string",
             param="value",
         )
     source = body.get("source", "api")
@@ -221,7 +287,18 @@ def _optional_str(body: dict[str, Any], key: str, max_len: int = 256) -> str | N
         return None
     if not isinstance(value, str) or len(value) > max_len:
         raise InvalidRequest(f"`{key}` must be a string of at most {max_len} characters", param=key)
+    if "\x00" in value:  # no database keeps NUL in text
+        raise InvalidRequest(f"`{key}` must not hold NUL characters", param=key)
     return value or None
+
+
+def _finite(value: float | str) -> bool:
+    if isinstance(value, str):
+        return True
+    try:
+        return math.isfinite(float(value))  # the store keeps numbers as doubles
+    except OverflowError:
+        return False
 
 
 async def _json_body(request: Request) -> Any:

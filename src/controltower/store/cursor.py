@@ -6,9 +6,11 @@ import base64
 
 import orjson
 
+from controltower.domain.trace import INT64_MAX
 from controltower.errors import InvalidRequest
 
 MAX_PAGE_SIZE = 1000
+_MAX_CURSOR_CHARS = 4096  # ids are at most a few hundred characters; this is plenty
 
 
 def encode_cursor(start_us: int, trace_id: str) -> str:
@@ -19,6 +21,8 @@ def encode_cursor(start_us: int, trace_id: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     """The (start_us, id) a cursor points after; InvalidRequest when it was not made here."""
+    if len(cursor) > _MAX_CURSOR_CHARS:
+        raise _invalid()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = orjson.loads(raw)
@@ -27,7 +31,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     if not (isinstance(value, list) and len(value) == 2):
         raise _invalid()
     start_us, trace_id = value
-    if type(start_us) is not int or not isinstance(trace_id, str):
+    # a number past 64 bits or a NUL cannot be bound as a parameter on every database
+    if type(start_us) is not int or not -INT64_MAX - 1 <= start_us <= INT64_MAX:
+        raise _invalid()
+    if not isinstance(trace_id, str) or "\x00" in trace_id:
         raise _invalid()
     return start_us, trace_id
 

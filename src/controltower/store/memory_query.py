@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from controltower.store.cursor import decode_cursor, encode_cursor
+from controltower.store.previews import list_preview
 from controltower.store.serialize import Row, us_to_iso
 from controltower.tracing.query import GroupFilter, TraceFilter
 
@@ -62,15 +63,21 @@ def group_matcher(where: GroupFilter) -> Callable[[Row], bool]:
 
 
 def page(rows: list[Row], limit: int, cursor: str | None) -> tuple[list[Row], str | None]:
-    """Newest first from the cursor on, and the next page's cursor."""
+    """Newest first from the cursor on, payloads cut to list previews (as the SQL store's
+    list reads them), and the next page's cursor."""
     if cursor is not None:
         after = decode_cursor(cursor)
         rows = [row for row in rows if (row["start_us"], row["id"]) < after]
     rows.sort(key=lambda row: (row["start_us"], row["id"]), reverse=True)
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]["start_us"], rows[-1]["id"])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["start_us"], rows[-1]["id"])
+    shown = [
+        {**row, "input": list_preview(row["input"]), "output": list_preview(row["output"])}
+        for row in rows
+    ]
+    return shown, next_cursor
 
 
 def group_page(

@@ -30,12 +30,15 @@ GROUP_FILTER_PARAMS = ("since", "until", "user", "project")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE)
+# ASCII digits only: `\d` would take other scripts' digits, which int() may refuse
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)$", re.IGNORECASE | re.ASCII)
 _SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m)?$", re.IGNORECASE)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m)?$", re.IGNORECASE | re.ASCII)
 _DURATION_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0}
+_PAGE_SIZE = re.compile(r"[0-9]{1,6}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+_EARLIEST_US = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_US
 
 Params = Mapping[str, str]
 
@@ -44,7 +47,9 @@ def trace_filter(params: Params, now_us: int) -> TraceFilter:
     """The TraceFilter the query string asks for; InvalidRequest names the bad parameter."""
     status = _text(params, "status")
     if status is not None and status not in ("ok", "error"):
-        raise InvalidRequest(f"status must be `ok` or `error`, got {status!r}", param="status")
+        raise InvalidRequest(
+            f"status must be `ok` or `error`, got {_shown(status)}", param="status"
+        )
     return TraceFilter(
         project=_text(params, "project"),
         since_us=_time(params, "since", now_us),
@@ -77,9 +82,10 @@ def page_size(params: Params) -> int:
     raw = _text(params, "limit")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    if not _PAGE_SIZE.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise InvalidRequest(
-            f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {raw!r}", param="limit"
+            f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}, got {_shown(raw)}",
+            param="limit",
         )
     return int(raw)
 
@@ -91,7 +97,12 @@ def parse_time(value: str, param: str, now_us: int) -> int:
     relative = _RELATIVE.match(text)
     if relative:
         amount, unit = relative.groups()
-        return now_us - round(float(amount) * _SECONDS[unit.lower()] * 1_000_000)
+        ago = float(amount) * _SECONDS[unit.lower()] * 1_000_000
+        if not ago <= now_us - _EARLIEST_US:  # also inf, from a few hundred digits
+            raise InvalidRequest(
+                f"{param} reaches back before the year 1: {_shown(value)}", param=param
+            )
+        return now_us - round(ago)
     if text.lower() == "now":
         return now_us
     try:
@@ -99,12 +110,17 @@ def parse_time(value: str, param: str, now_us: int) -> int:
     except ValueError:
         raise InvalidRequest(
             f"{param} must be an ISO date or date-time (2024-05-01, 2024-05-01T12:00:00Z) "
-            f"or a time ago like 30m, 24h or 7d; got {value!r}",
+            f"or a time ago like 30m, 24h or 7d; got {_shown(value)}",
             param=param,
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - _EPOCH) // _ONE_US
+
+
+def _shown(value: str) -> str:
+    """The value as an error message quotes it: the start of a long one."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
 
 
 def _text(params: Params, name: str) -> str | None:
@@ -122,7 +138,7 @@ def _metadata(value: str) -> list[tuple[str, str | None]]:
         key, sep, wanted = entry.partition("=")
         if not key.strip():
             raise InvalidRequest(
-                f"metadata entries are `key` or `key=value`, got {entry!r}", param="metadata"
+                f"metadata entries are `key` or `key=value`, got {_shown(entry)}", param="metadata"
             )
         pairs.append((key.strip(), wanted.strip() if sep else None))
     return pairs
@@ -137,7 +153,7 @@ def _number(params: Params, name: str) -> float | None:
     except ValueError:
         number = -1.0
     if not number >= 0 or number == float("inf"):
-        raise InvalidRequest(f"{name} must be a number of 0 or more, got {raw!r}", param=name)
+        raise InvalidRequest(f"{name} must be a number of 0 or more, got {_shown(raw)}", param=name)
     return number
 
 
@@ -148,7 +164,7 @@ def _duration_ms(params: Params, name: str) -> float | None:
     match = _DURATION.match(raw)
     if match is None:
         raise InvalidRequest(
-            f"{name} must be milliseconds or a duration like 500ms, 2s or 1m; got {raw!r}",
+            f"{name} must be milliseconds or a duration like 500ms, 2s or 1m; got {_shown(raw)}",
             param=name,
         )
     amount, unit = match.groups()

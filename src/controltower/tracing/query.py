@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from controltower.domain.trace import INT64_MAX
 from controltower.errors import InvalidRequest
+
+# tags and metadata entries one filter may hold: each is a condition of the query, and
+# SQLite refuses queries past a depth of 1,000 conditions
+MAX_FILTER_TERMS = 50
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,6 +38,20 @@ class TraceFilter:
                 raise InvalidRequest(
                     "a metadata filter needs a key, as key or key=value", param="metadata"
                 )
+        for param, terms in (("tags", self.tags), ("metadata", self.metadata)):
+            if len(terms) > MAX_FILTER_TERMS:
+                raise InvalidRequest(
+                    f"{param} holds {len(terms)} entries; a filter takes at most "
+                    f"{MAX_FILTER_TERMS}",
+                    param=param,
+                )
+        _check_times(self.since_us, self.until_us)
+        for param, number in (("min_cost", self.min_cost), ("min_latency", self.min_latency_ms)):
+            if number is not None and not (math.isfinite(number) and number >= 0):
+                raise InvalidRequest(f"{param} must be a finite number of 0 or more", param=param)
+        # compared in µs with a 64-bit column
+        if self.min_latency_ms is not None and self.min_latency_ms * 1000 > INT64_MAX:
+            raise InvalidRequest("min_latency is too large", param="min_latency")
 
 
 @dataclass(slots=True, frozen=True)
@@ -42,3 +62,12 @@ class GroupFilter:
     since_us: int | None = None
     until_us: int | None = None
     user_id: str | None = None  # sessions of one user
+
+    def __post_init__(self) -> None:
+        _check_times(self.since_us, self.until_us)
+
+
+def _check_times(since_us: int | None, until_us: int | None) -> None:
+    for param, value in (("since", since_us), ("until", until_us)):
+        if value is not None and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise InvalidRequest(f"{param} is out of range", param=param)
