@@ -3,9 +3,11 @@ command reads, and a table that fits a plain terminal."""
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
+import httpx
 import orjson
 
 from tests.cli.test_cli import client_for, free_port, run, serving
@@ -76,3 +78,32 @@ def test_traces_list_fits_an_80_column_terminal(tmp_path: Path) -> None:
     lines = table.stdout.splitlines()
     assert len(lines) >= 4
     assert max(len(line) for line in lines) <= 80, table.stdout
+
+
+def test_behind_a_tls_proxy_the_login_cookie_is_secure(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("master_key: sk-proxy\nproxy_headers: true\n")
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    with serving("--config", str(cfg), env=env) as (url, _), httpx.Client(base_url=url) as c:
+        proxied = {"x-forwarded-proto": "https"}
+        form = c.get("/login", headers=proxied)
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None and "Secure" in form.headers["set-cookie"]
+        # the client is on plain http here: hand back the Secure cookie as the browser would
+        csrf = form.headers["set-cookie"].split(";", 1)[0]
+        c.cookies.clear()
+        answer = c.post(
+            "/login",
+            data={"key": "sk-proxy", "csrf": token.group(1)},
+            headers={**proxied, "cookie": csrf},
+        )
+        assert answer.status_code == 303, answer.text
+        assert "Secure" in answer.headers["set-cookie"]
+        # without the proxy's word the same server sets no Secure flag
+        plain = httpx.Client(base_url=url)
+        form = plain.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        answer = plain.post("/login", data={"key": "sk-proxy", "csrf": token.group(1)})
+        assert answer.status_code == 303 and "Secure" not in answer.headers["set-cookie"]
+        plain.close()

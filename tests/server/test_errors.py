@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
 
+from controltower.web.login import session_value
 from tests.conftest import RunningGateway, config, running_gateway
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -93,8 +96,10 @@ def test_master_key_is_required_when_set() -> None:
         assert httpx.get(f"{gw.url}/api/traces").status_code == 401
         assert httpx.get(f"{gw.url}/health").status_code == 200
         # the web UI's login cookie stands in for the header
-        good, bad = {"controltower_key": "sk-master"}, {"controltower_key": "sk-wrong"}
+        session = session_value(gw.app.auth.sign, int(time.time()) + 60)
+        good, bad = {"controltower_key": session}, {"controltower_key": "sk-master"}
         assert httpx.get(f"{gw.url}/api/traces", cookies=good).status_code == 200
+        # the cookie holds a signed session, never the key itself
         assert httpx.get(f"{gw.url}/api/traces", cookies=bad).status_code == 401
 
 

@@ -194,8 +194,9 @@ models:
         host, port = gw.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(
-                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
             )
             head = sock.recv(65536)
             trace_id = head.split(b"x-controltower-trace-id: ")[1].split(b"\r\n")[0].decode()

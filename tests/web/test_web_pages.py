@@ -164,6 +164,13 @@ def test_a_gateway_call_shows_up(served: RunningGateway, http: httpx.Client) -> 
     assert http.get(f"/traces/{trace_id}").status_code == 200
 
 
+def csrf_of(form: httpx.Response) -> str:
+    """The CSRF token of a login form (its cookie stays with the client)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert found is not None, form.text
+    return found.group(1)
+
+
 def test_login_sets_the_cookie_the_master_key_check_accepts() -> None:
     with (
         running_gateway(config("master_key: sk-ui-test\n" + DEMO)) as gw,
@@ -173,10 +180,11 @@ def test_login_sets_the_cookie_the_master_key_check_accepts() -> None:
         form = client.get("/login", params={"next": "/users"})
         assert form.status_code == 200 and 'value="/users"' in form.text
         assert client.get("/static/app.css").status_code == 200
-        answer = client.post("/login", data={"key": "sk-ui-test", "next": "/users"})
+        token = csrf_of(form)
+        answer = client.post("/login", data={"key": "sk-ui-test", "next": "/users", "csrf": token})
         assert answer.status_code == 303 and answer.headers["location"] == "/users"
         cookie = answer.headers["set-cookie"]
-        assert "controltower_key=sk-ui-test" in cookie
+        assert "controltower_key=" in cookie and "sk-ui-test" not in cookie  # a session
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
         assert client.get("/users").status_code == 200  # httpx kept the cookie
         assert client.get("/traces").status_code == 200
@@ -185,12 +193,11 @@ def test_login_sets_the_cookie_the_master_key_check_accepts() -> None:
 
 
 def test_login_refuses_empty_keys_and_foreign_redirects(http: httpx.Client) -> None:
-    answer = http.post("/login", data={"key": "", "next": "/traces"})
+    token = csrf_of(http.get("/login"))
+    answer = http.post("/login", data={"key": "", "next": "/traces", "csrf": token})
     assert answer.status_code == 400 and "Enter the master key" in answer.text
-    answer = http.post("/login", data={"key": "a b", "next": "/"})
-    assert answer.status_code == 400
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
-        answer = http.post("/login", data={"key": "k", "next": target})
+        answer = http.post("/login", data={"key": "k", "next": target, "csrf": token})
         assert answer.status_code == 303 and answer.headers["location"] == "/traces"
 
 
@@ -216,8 +223,12 @@ def test_every_page_over_sqlite(sqlite_url: str) -> None:
 def test_login_refuses_a_wrong_key_when_it_can_check() -> None:
     app = Starlette(routes=web_routes(InMemoryStore(), check_key=lambda key: key == "right"))
     with TestClient(app, follow_redirects=False) as client:
-        wrong = client.post("/login", data={"key": "wrong", "next": "/users"})
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        form = {"next": "/users", "csrf": token.group(1)}
+        wrong = client.post("/login", data={"key": "wrong", **form})
         assert wrong.status_code == 401 and "not the master key of this server" in wrong.text
-        assert "set-cookie" not in wrong.headers and 'value="/users"' in wrong.text
-        right = client.post("/login", data={"key": "right", "next": "/users"})
+        assert "controltower_key" not in wrong.headers.get("set-cookie", "")
+        assert 'value="/users"' in wrong.text
+        right = client.post("/login", data={"key": "right", **form})
         assert right.status_code == 303 and right.headers["location"] == "/users"

@@ -9,9 +9,17 @@ from controltower.cost import PriceTable
 from controltower.errors import APIError
 from controltower.gateway import Gateway, PromptResolver
 from controltower.gateway.service import ProviderFactory
-from controltower.prompts import InMemoryPromptStore, PromptStore
+from controltower.prompts import InMemoryPromptStore, PromptRenderer, PromptStore
 from controltower.server.api import build_api
-from controltower.server.asgi import Receive, Scope, Send, send_bytes, send_error
+from controltower.server.asgi import (
+    Receive,
+    RequestGuard,
+    Scope,
+    Send,
+    send_bytes,
+    send_error,
+    with_security_headers,
+)
 from controltower.server.auth import MasterKeyAuth, login_location, wants_page
 from controltower.server.ingest_routes import ingest_routes
 from controltower.server.openai_routes import OpenAIRoutes
@@ -52,11 +60,13 @@ class GatewayApp:
         )
         self.prompt_store = prompt_store or InMemoryPromptStore()
         # prompt references are served from memory, refreshed in the background
-        self.prompts = PromptResolver(self.prompt_store, settings.prompt_refresh_s)
+        renderer = PromptRenderer()  # one pool of render threads for the gateway and the API
+        self.prompts = PromptResolver(self.prompt_store, settings.prompt_refresh_s, renderer)
         self.gateway = Gateway(settings, make_provider, self.writer.enqueue, self.prompts)
         self.auth = MasterKeyAuth(
             settings.master_key.get_secret_value() if settings.master_key else None
         )
+        self.guard = RequestGuard(settings.allowed_hosts)
         routes = OpenAIRoutes(self.gateway, settings.max_request_bytes)
         self._post: dict[str, Handler] = {
             "/v1/chat/completions": routes.chat_completions,
@@ -67,8 +77,9 @@ class GatewayApp:
         self._get: dict[str, Handler] = {"/v1/models": routes.models, "/models": routes.models}
         extra = [
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
-            *prompt_routes(self.prompt_store, store),
-            *web_routes(store, self.prompt_store, check_key=self.auth.accepts),
+            *prompt_routes(self.prompt_store, store, renderer),
+            # the auth is the login form's gate: key check, signed sessions, throttling
+            *web_routes(store, self.prompt_store, check_key=self.auth),
         ]
         self._api = build_api(store, self.writer, extra)
         retention = settings.retention
@@ -79,12 +90,14 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            send = with_security_headers(send)
             table = self._post if scope["method"] == "POST" else self._get
             handler = table.get(scope["path"])
             try:
+                self.guard.check(scope)
                 self.auth.check(scope)
             except APIError as exc:
-                if wants_page(scope):
+                if exc.status == 401 and wants_page(scope):
                     await send_bytes(send, 303, b"", [(b"location", login_location(scope))])
                 else:
                     await send_error(send, exc)

@@ -1,62 +1,162 @@
-"""The master key check: when a key is set, every request must carry it as a Bearer token."""
+"""The master key check: every request carries the key as a Bearer token, or the web UI's
+signed session cookie; wrong keys are throttled per client address."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from urllib.parse import quote
 
-from controltower.errors import Unauthorized
+from controltower.errors import RateLimited, Unauthorized
 from controltower.server.asgi import Scope, header
+from controltower.web.login import session_valid
 
 PUBLIC_PATHS = frozenset({"/health", "/login", "/logout"})
 PUBLIC_PREFIXES = ("/static/",)
 COOKIE = b"controltower_key"
+# the signing key of sessions and form tokens: derived from the master key, so that a
+# new master key ends every session; without a master key nothing is secret anyway
+_SIGNING_CONTEXT = b"controltower web session v1"
+
+
+class FailedLogins:
+    """Counts wrong keys per client address: `limit` in a window of `window_s` seconds
+    block that address (every key it tries, right or wrong) until the window ends.
+
+    In-process: each replica or worker counts on its own. At most `max_clients` addresses
+    are remembered; past that the oldest windows are forgotten first.
+    """
+
+    def __init__(
+        self,
+        limit: int = 10,
+        window_s: float = 60.0,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._max_clients = max_clients
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}  # address → (window start, count)
+
+    def wait_s(self, client: str) -> float:
+        """Seconds until `client` may try again (0 when it may now)."""
+        if not self._windows:  # the common case: nobody got the key wrong lately
+            return 0.0
+        entry = self._windows.get(client)
+        if entry is None:
+            return 0.0
+        start, count = entry
+        left = start + self.window_s - self._clock()
+        if left <= 0:
+            del self._windows[client]
+            return 0.0
+        return left if count >= self.limit else 0.0
+
+    def failed(self, client: str) -> None:
+        """Count a wrong key from `client`."""
+        now = self._clock()
+        start, count = self._windows.pop(client, (now, 0))
+        if now - start >= self.window_s:
+            start, count = now, 0
+        self._windows[client] = (start, count + 1)  # re-inserted: the dict stays oldest-first
+        if len(self._windows) > self._max_clients:
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        for client, (start, _) in list(self._windows.items()):
+            if now - start >= self.window_s:
+                del self._windows[client]
+        while len(self._windows) > self._max_clients:
+            del self._windows[next(iter(self._windows))]
 
 
 class MasterKeyAuth:
-    """Checks `Authorization: Bearer <master key>`; with no key configured, lets all in.
+    """Checks `Authorization: Bearer <master key>` (the scheme in any case); with no key
+    configured, lets all in.
 
     Browsers cannot add that header when they follow a link, so the web UI's login page
-    sets the key in a `controltower_key` cookie (HttpOnly, SameSite=Strict) instead.
+    sets a signed session in a `controltower_key` cookie instead (never the key itself).
+    The object is also the login form's gate (`controltower.web.login.LoginGate`): it
+    checks a typed key, signs sessions and form tokens, and throttles wrong keys.
     """
 
-    def __init__(self, master_key: str | None) -> None:
-        self._expected = f"Bearer {master_key}".encode() if master_key else None
-        self._key = master_key.encode() if master_key else b""
+    def __init__(self, master_key: str | None, failures: FailedLogins | None = None) -> None:
+        self._key = master_key.encode() if master_key else None
+        self._secret = (
+            hmac.new(self._key, _SIGNING_CONTEXT, hashlib.sha256).digest()
+            if self._key
+            else hashlib.sha256(_SIGNING_CONTEXT).digest()
+        )
+        self.failures = failures or FailedLogins()
 
     @property
     def enabled(self) -> bool:
         """Whether requests need the key."""
-        return self._expected is not None
+        return self._key is not None
 
     def accepts(self, key: str) -> bool:
         """Whether `key` is the master key (always true when none is set)."""
-        return self._expected is None or hmac.compare_digest(key.encode(), self._key)
+        return self._key is None or hmac.compare_digest(key.encode(), self._key)
+
+    __call__ = accepts
+
+    def sign(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` under the key derived from the master key, in hex."""
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def wait_s(self, client: str) -> float:
+        """Seconds until `client` may try a key again."""
+        return self.failures.wait_s(client)
+
+    def failed(self, client: str) -> None:
+        """Count a wrong key from `client`."""
+        self.failures.failed(client)
 
     def check(self, scope: Scope) -> None:
-        """Raise Unauthorized when the request lacks the key."""
+        """Raise Unauthorized when the request lacks the key, RateLimited while its address
+        is blocked for trying wrong keys."""
         path = scope["path"]
-        if self._expected is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        if self._key is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return
         given = header(scope, b"authorization")
         if given is None:
             cookie = _cookie(header(scope, b"cookie"))
-            if cookie is not None and hmac.compare_digest(cookie, self._key):
+            if cookie is not None and session_valid(self.sign, cookie, time.time()):
                 return
             raise Unauthorized(
                 "Missing API key: send the gateway's master key as `Authorization: Bearer ...`"
             )
-        if not hmac.compare_digest(given, self._expected):
+        client = client_address(scope)
+        wait = self.failures.wait_s(client)
+        if wait > 0:
+            raise RateLimited(
+                f"Too many wrong API keys from this address; retry in {wait:.0f} s",
+                retry_after=wait,
+            )
+        scheme, _, token = given.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._key):
+            self.failures.failed(client)
             raise Unauthorized("Incorrect API key provided for this gateway")
 
 
-def _cookie(raw: bytes | None) -> bytes | None:
+def client_address(scope: Scope) -> str:
+    """The client's address as the server sees it (uvicorn's, behind proxy_headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def _cookie(raw: bytes | None) -> str | None:
     if not raw:
         return None
     for part in raw.split(b";"):
         name, _, value = part.strip().partition(b"=")
         if name == COOKIE:
-            return value
+            return value.decode("latin-1")
     return None
 
 

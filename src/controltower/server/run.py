@@ -100,7 +100,7 @@ def serve(
     """
     check_bind(host, settings)
     check_port(host, port)
-    options = _uvicorn_options(host, port, log_level)
+    options = _uvicorn_options(host, port, log_level, settings)
     if workers > 1:
         # migrate once, here, rather than in every worker at the same moment
         build_store(settings).close()
@@ -136,7 +136,7 @@ def build_store(settings: Settings) -> Any:
     return open_store(settings.database_url or DEFAULT_DATABASE_URL)
 
 
-def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
+def _uvicorn_options(host: str, port: int, log_level: str, settings: Settings) -> dict[str, Any]:
     return {
         "host": host,
         "port": port,
@@ -144,7 +144,8 @@ def _uvicorn_options(host: str, port: int, log_level: str) -> dict[str, Any]:
         "http": "httptools" if _has("httptools") else "h11",
         "lifespan": "on",
         "access_log": False,
-        "proxy_headers": False,
+        "proxy_headers": settings.proxy_headers,
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         "server_header": False,
         "log_level": log_level,
         "timeout_graceful_shutdown": 10,

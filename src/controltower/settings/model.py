@@ -143,6 +143,15 @@ class Settings(_Strict):
     models: list[ModelAlias] = Field(default_factory=list)
     database_url: str | None = None
     master_key: SecretStr | None = None
+    # Host names the server answers besides the address it is reached at and loopback
+    # names (any other Host gets 421, against DNS rebinding): `name`, `name:port`,
+    # `.example.com` (a domain and its subdomains) or `*`; pages served from a listed
+    # name may also write (POST, PUT, DELETE) from the browser.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # behind a reverse proxy: trust X-Forwarded-Proto and X-Forwarded-For from these
+    # addresses (the scheme makes the login cookie Secure, the address is what throttles)
+    proxy_headers: bool = False
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     max_request_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     trace_queue_size: int = Field(default=10_000, gt=0)
     trace_batch_size: int = Field(default=256, gt=0)
