@@ -231,7 +231,7 @@ async def test_attempt_spans_are_recorded_with_status_and_error() -> None:
         assert span.kind == "span"
         assert span.name == "attempt dep-0"
         assert (span.model, span.provider, span.deployment) == ("model-0", "openai", "dep-0")
-        assert span.attributes == {"attempt": i}
+        assert span.attributes == {"attempt": i, "alias": alias.alias.name}
         assert span.end_us is not None and span.end_us >= span.start_us
     assert (failed.status, failed.error) == ("error", "UpstreamError: upstream exploded")
     assert (ok.status, ok.error) == ("ok", None)

@@ -120,6 +120,9 @@ def test_unknown_prompt_version_and_label_are_404(api: httpx.Client) -> None:
     push(api)
     assert error(api.get("/api/prompts/nope"), 404)["param"] == "name"
     assert error(api.get("/api/prompts/faq/versions/7"), 404)["param"] == "version"
+    # numbers no store holds name no version: 404, never a 500
+    for raw in ("9" * 5000, str(2**63), "0", "-1", "1e3", "٣"):
+        assert error(api.get(f"/api/prompts/faq/versions/{raw}"), 404)["param"] == "version"
     assert error(api.get("/api/prompts/faq/labels/production"), 404)["param"] == "label"
     assert error(api.get("/api/prompts/nope/history"), 404)["code"] == "not_found"
     moved = api.put("/api/prompts/faq/labels/production", json={"version": 9})

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controltower.domain.prompt import LATEST, PromptLabel, PromptVersion
 from controltower.errors import InvalidRequest, ModelNotFound
-from controltower.prompts import PromptRenderer, PromptStore
+from controltower.gateway.caller import Caller
+from controltower.prompts import PromptRenderer, PromptStore, RenderedPrompt
 from controltower.prompts.content import pick_version, sticky_key
 from controltower.tracing.periodic import PeriodicWorker
-
-if TYPE_CHECKING:
-    from controltower.gateway.service import Caller
 
 log = logging.getLogger("controltower.gateway")
 
@@ -48,10 +46,12 @@ class _Prompt:
 class PromptResolver:
     """Turns a body whose `model` is a prompt reference into a plain chat body."""
 
-    def __init__(self, store: PromptStore, refresh_s: float = 1.0) -> None:
+    def __init__(
+        self, store: PromptStore, refresh_s: float = 1.0, renderer: PromptRenderer | None = None
+    ) -> None:
         self.store = store
         self.refresh_s = refresh_s
-        self._renderer = PromptRenderer()
+        self._renderer = renderer or PromptRenderer()
         self._prompts: dict[str, _Prompt] = {}
         self._marker: object = None
         self._loaded = False
@@ -90,8 +90,9 @@ class PromptResolver:
         self._worker.start()
 
     def stop(self) -> None:
-        """Stop refreshing."""
+        """Stop refreshing, and the renderer's threads."""
         self._worker.stop(10)
+        self._renderer.close()
 
     def _poll_once(self) -> None:
         try:
@@ -112,34 +113,33 @@ class PromptResolver:
     # -- the request path ---------------------------------------------------------------
 
     def resolve(self, body: dict[str, Any], caller: Caller) -> tuple[dict[str, Any], PromptUse]:
-        """The body to send (rendered messages, the version's model and params) and the use."""
-        reference = body["model"]
-        name, label, number = parse_reference(reference)
+        """The body to send (rendered messages, the version's model and params) and the use.
+
+        Renders in the calling thread; on the event loop, use `resolve_async`.
+        """
+        version, label, variables = self._select(body, caller)
+        rendered = self._renderer.render(version, variables)
+        return _assemble(body, version, label, variables, rendered)
+
+    async def resolve_async(
+        self, body: dict[str, Any], caller: Caller
+    ) -> tuple[dict[str, Any], PromptUse]:
+        """`resolve`, rendering in the renderer's threads within its time limit."""
+        version, label, variables = self._select(body, caller)
+        rendered = await self._renderer.render_async(version, variables)
+        return _assemble(body, version, label, variables, rendered)
+
+    def _select(
+        self, body: dict[str, Any], caller: Caller
+    ) -> tuple[PromptVersion, str | None, dict[str, Any]]:
+        name, label, number = parse_reference(body["model"])
         version = self._version(name, label, number, body, caller)
         variables = body.get("variables")
         if variables is None:
             variables = {}
         elif not isinstance(variables, dict):
             raise InvalidRequest("`variables` must be a JSON object", param="variables")
-        rendered = self._renderer.render(version, variables)
-        if rendered.model is None:
-            raise InvalidRequest(
-                f"prompt `{name}` version {version.version} names no model; "
-                "set `model` in the prompt",
-                param="model",
-            )
-        if rendered.messages is not None:
-            messages = list(rendered.messages)
-        else:
-            messages = [{"role": "user", "content": rendered.text}]
-        extra = body.get("messages")
-        if extra:  # the conversation so far follows the prompt's own messages
-            messages += extra
-        out = {**rendered.params, **body}  # request parameters override the version's
-        out.pop("variables", None)
-        out["model"] = rendered.model
-        out["messages"] = messages
-        return out, PromptUse(reference, name, version.version, label, variables)
+        return version, label, variables
 
     def _version(
         self, name: str, label: str | None, number: int | None, body: dict[str, Any], caller: Caller
@@ -160,6 +160,33 @@ class PromptResolver:
         if version is None:
             raise ModelNotFound(f"prompt `{name}` has no version {number}", param="model")
         return version
+
+
+def _assemble(
+    body: dict[str, Any],
+    version: PromptVersion,
+    label: str | None,
+    variables: dict[str, Any],
+    rendered: RenderedPrompt,
+) -> tuple[dict[str, Any], PromptUse]:
+    reference, name = body["model"], version.name
+    if rendered.model is None:
+        raise InvalidRequest(
+            f"prompt `{name}` version {version.version} names no model; set `model` in the prompt",
+            param="model",
+        )
+    if rendered.messages is not None:
+        messages = list(rendered.messages)
+    else:
+        messages = [{"role": "user", "content": rendered.text}]
+    extra = body.get("messages")
+    if extra:  # the conversation so far follows the prompt's own messages
+        messages += extra
+    out = {**rendered.params, **body}  # request parameters override the version's
+    out.pop("variables", None)
+    out["model"] = rendered.model
+    out["messages"] = messages
+    return out, PromptUse(reference, name, version.version, label, variables)
 
 
 def parse_reference(reference: str) -> tuple[str, str | None, int | None]:

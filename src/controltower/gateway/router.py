@@ -11,6 +11,7 @@ from controltower.domain import Span, new_span_id, now_us
 from controltower.errors import APIError, UpstreamError, is_retryable
 from controltower.gateway.breaker import CircuitBreaker
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream
+from controltower.providers.scrub import Scrubber
 from controltower.settings import Deployment, ModelAlias
 
 EWMA_ALPHA = 0.3
@@ -19,11 +20,25 @@ EWMA_ALPHA = 0.3
 class DeploymentState:
     """One deployment's provider and the live figures routing decisions use."""
 
-    __slots__ = ("breaker", "deployment", "ewma_ms", "in_flight", "provider", "timeout_s")
+    __slots__ = (
+        "breaker",
+        "deployment",
+        "ewma_ms",
+        "in_flight",
+        "provider",
+        "scrubber",
+        "timeout_s",
+        "alias_name",
+    )
 
     def __init__(self, deployment: Deployment, provider: Any, alias: ModelAlias) -> None:
         self.deployment = deployment
+        self.alias_name = alias.name
         self.provider = provider
+        # any provider's errors (a plugin's too) lose the deployment's credentials here,
+        # before a span, a trace or a client sees them
+        key = deployment.api_key.get_secret_value() if deployment.api_key else None
+        self.scrubber = Scrubber.for_credentials(key, deployment.headers)
         self.timeout_s = deployment.timeout_s or alias.timeout_s
         self.breaker = CircuitBreaker(alias.failure_threshold, alias.cooldown_s)
         self.in_flight = 0
@@ -87,7 +102,7 @@ class BalancedAlias:
             result: ChatCompletion | ChatStream = await state.provider.chat(request)
         except APIError as exc:
             state.in_flight -= 1
-            _fail(state, span, exc)
+            _fail(state, span, state.scrubber.error(exc))
             raise
         except BaseException:
             state.in_flight -= 1
@@ -137,6 +152,7 @@ def _attempt_span(request: ChatRequest, state: DeploymentState) -> Span:
     )
     if trace is not None:
         span.attributes["attempt"] = len(trace.spans) + 1
+        span.attributes["alias"] = state.alias_name  # a fallback alias shows on the trace
         trace.spans.append(span)
     return span
 
@@ -155,6 +171,9 @@ async def _release_at_end(stream: ChatStream, state: DeploymentState) -> AsyncIt
     try:
         async for chunk in stream:
             yield chunk
+    except APIError as exc:
+        state.scrubber.error(exc)
+        raise
     finally:
         state.in_flight -= 1
         await stream.aclose()

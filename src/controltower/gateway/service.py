@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from controltower.domain import (
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
+from controltower.gateway.caller import Caller
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying
 from controltower.gateway.router import BalancedAlias, DeploymentState
@@ -35,17 +36,17 @@ RecordSink = Callable[[TraceRecord], object]
 _NOT_PARAMETERS = frozenset({"messages", "model", "stream_options", "input"})
 
 
-@dataclass(slots=True)
-class Caller:
-    """Who is calling and how they label the call (from headers or the `user` field)."""
+# the longest `model` a refused request's trace is named with
+_MAX_NAME = 200
 
-    user_id: str | None = None
-    session_id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    # W3C trace context of a caller that traces too (the SDK): continue its trace
-    trace_id: str | None = None
-    parent_span_id: str | None = None
+
+@dataclass(frozen=True, slots=True)
+class ChatPlan:
+    """A chat body resolved to the route that answers it (and the prompt it came from)."""
+
+    body: dict[str, Any]
+    route: ChatProvider
+    prompt: PromptUse | None = None
 
 
 class Gateway:
@@ -90,21 +91,34 @@ class Gateway:
         self, body: dict[str, Any], caller: Caller, trace_id: str | None = None
     ) -> ChatCompletion | ChatStream:
         """Answer a chat completion body; a stream is traced when it ends."""
-        alias = body["model"]
-        route = self.routes.get(alias)
-        prompt = None
-        if route is None:
-            # only a name that is no alias pays for the prompt check
-            body, prompt = self._resolve_prompt(body, caller)
-            route = self.routes[body["model"]]
+        return await self.run_chat(await self.plan_chat(body, caller), caller, trace_id)
+
+    async def plan_chat(self, body: dict[str, Any], caller: Caller) -> ChatPlan:
+        """The route for a body's model alias or prompt reference (rendered off the loop).
+
+        Raises the APIError of a body no provider can be called for; records nothing
+        (see `record_refusal`).
+        """
+        route = self.routes.get(body["model"])
+        if route is not None:
+            return ChatPlan(body, route)
+        # only a name that is no alias pays for the prompt check
+        resolved, prompt = await self._resolve_prompt(body, caller)
+        return ChatPlan(resolved, self.routes[resolved["model"]], prompt)
+
+    async def run_chat(
+        self, plan: ChatPlan, caller: Caller, trace_id: str | None = None
+    ) -> ChatCompletion | ChatStream:
+        """Call the providers for a planned body, and record the call's trace."""
+        body = plan.body
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-        call = _Call(trace_id or new_trace_id(), body, caller, self._prices, prompt=prompt)
+        call = _Call(trace_id or new_trace_id(), body, caller, self._prices, prompt=plan.prompt)
         # the timeout is set per attempt, from the deployment that takes it
         request = ChatRequest(body, client_wants_usage=wants_usage, trace=call.trace)
         try:
-            result = await route.chat(request)
+            result = await plan.route.chat(request)
         except APIError as exc:
             self._record(call.finish(None, Usage(), error=exc))
             raise
@@ -115,6 +129,22 @@ class Gateway:
             return result
         call.ttft_us = now_us() - call.start_us
         return ChatStream(self._traced(result, call), result.summary)
+
+    def record_refusal(
+        self,
+        trace_id: str,
+        body: dict[str, Any] | None,
+        caller: Caller | None,
+        error: APIError,
+        kind: SpanKind = "generation",
+    ) -> None:
+        """Record a request refused before any provider was called, as an error trace."""
+        body = dict(body or {})
+        model = body.get("model")
+        if not isinstance(model, str) or len(model) > _MAX_NAME:
+            body["model"] = None if model is None else repr(model)[:_MAX_NAME]
+        call = _Call(trace_id, body, caller or Caller(), self._prices, kind=kind)
+        self._record(call.finish(None, Usage(), error=error))
 
     async def _traced(self, stream: ChatStream, call: _Call) -> AsyncIterator[bytes]:
         error: BaseException | None = None
@@ -132,17 +162,31 @@ class Gateway:
 
     async def embed(self, body: dict[str, Any], caller: Caller, trace_id: str) -> EmbeddingResult:
         """Answer an embeddings body from one deployment of the alias."""
-        alias = body["model"]
-        balanced = self.balanced.get(alias)
+        return await self.run_embedding(self.plan_embedding(body), body, caller, trace_id)
+
+    def plan_embedding(self, body: dict[str, Any]) -> BalancedAlias:
+        """The deployments of a body's model alias; ModelNotFound (recording nothing) if none."""
+        balanced = self.balanced.get(body["model"])
         if balanced is None:
-            raise self._unknown(alias)
+            raise self._unknown(body["model"])
+        return balanced
+
+    async def run_embedding(
+        self, balanced: BalancedAlias, body: dict[str, Any], caller: Caller, trace_id: str
+    ) -> EmbeddingResult:
+        """Call one deployment of the alias, and record the call's trace."""
         call = _Call(trace_id, body, caller, self._prices, kind="embedding")
-        state = balanced.pick()
+        try:
+            state = balanced.pick()
+        except APIError as exc:  # every deployment is cooling down
+            self._record(call.finish(None, Usage(), error=exc))
+            raise
         attempt = _embedding_attempt(call, state)
         call.trace.spans.append(attempt)
         try:
             result: EmbeddingResult = await state.provider.embed(body, state.timeout_s)
         except APIError as exc:
+            state.scrubber.error(exc)
             attempt.status, attempt.error = "error", _describe(exc)
             self._record(call.finish(None, Usage(), error=exc))
             raise
@@ -150,13 +194,13 @@ class Gateway:
         self._record(call.finish(None, result.usage))
         return result
 
-    def _resolve_prompt(
+    async def _resolve_prompt(
         self, body: dict[str, Any], caller: Caller
     ) -> tuple[dict[str, Any], PromptUse]:
         alias = body["model"]
         if self.prompts is None or not isinstance(alias, str) or not alias.startswith(PREFIX):
             raise self._unknown(alias)
-        resolved, prompt = self.prompts.resolve(body, caller)
+        resolved, prompt = await self.prompts.resolve_async(body, caller)
         if resolved["model"] not in self.routes:
             raise ModelNotFound(
                 f"prompt `{prompt.name}` version {prompt.version} calls the model "
@@ -228,12 +272,13 @@ class _Call:
         used = _last_ok(self.trace.spans)
         caller = self.caller
         inputs = body.get("messages") if self.kind == "generation" else body.get("input")
+        alias = body.get("model") or "(no model)"  # a refused body may have none
         root = Span(
             id=self.trace.parent_id,
             trace_id=self.trace.trace_id,
             parent_id=caller.parent_span_id,
             kind=self.kind,
-            name=f"{'chat' if self.kind == 'generation' else 'embeddings'} {body.get('model')}",
+            name=f"{'chat' if self.kind == 'generation' else 'embeddings'} {alias}",
             start_us=self.start_us,
             end_us=end,
             input=inputs,

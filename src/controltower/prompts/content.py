@@ -130,6 +130,35 @@ def content_hash(content: PromptContent) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def content_difference(a: PromptContent, b: PromptContent) -> str | None:
+    """The first field in which two contents differ (`params`, `messages[1].content` ...)."""
+    left, right = content_to_dict(a), content_to_dict(b)
+    for key in ("messages", "text", "model", "params", "variables"):
+        mine, theirs = left.get(key), right.get(key)
+        if not _differ(mine, theirs):
+            continue
+        if key == "messages" and mine and theirs and len(mine) == len(theirs):
+            i = next(i for i, pair in enumerate(zip(mine, theirs, strict=True)) if _differ(*pair))
+            return f"messages[{i}].{_first_key(mine[i], theirs[i])}"
+        if key == "variables":  # always a mapping in content_to_dict
+            return f"variables.{_first_key(left[key], right[key])}"
+        return key
+    return None
+
+
+def _first_key(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return next(k for k in sorted(set(a) | set(b)) if _differ(a.get(k), b.get(k)))
+
+
+def _differ(a: Any, b: Any) -> bool:
+    return _canonical(a) != _canonical(b)
+
+
+def _canonical(value: Any) -> bytes:
+    # as the hash sees it: 1 and true differ, key order does not
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 @dataclass(frozen=True, slots=True)
 class VersionDiff:
     """Unified diffs of two versions' templates and of their configuration."""

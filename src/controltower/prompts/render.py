@@ -1,17 +1,26 @@
-"""Render a version's template in a Jinja2 sandbox, after checking its variables."""
+"""Render a version's template in a Jinja2 sandbox, after checking its variables.
+
+A render has limits (time, output, the size of values: see sandbox.py). On the server,
+`render_async` runs it in a small pool of threads, so that a slow template never holds
+up the event loop, and answers once the time limit is up even if the template has not
+stopped yet.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
+from jinja2 import Template, TemplateError, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from controltower.domain.prompt import PromptContent, PromptVersion, VariableSpec
 from controltower.prompts.errors import PromptRenderError
+from controltower.prompts.sandbox import LimitedSandbox, RenderBudget, RenderLimits
 
 # Each check is a predicate and the phrase an error names the type with.
 _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -23,13 +32,15 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "object": (dict, "an object (a mapping)"),
 }
 MAX_CACHED = 4096
+RENDER_WORKERS = 2
+# how long past the time limit `render_async` waits for a template that does not stop
+# (one stuck in a single long operation the sandbox cannot interrupt)
+WAIT_GRACE_S = 0.25
 
 
-def template_environment() -> ImmutableSandboxedEnvironment:
-    """The sandbox every template compiles in: no unsafe attributes, no mutation."""
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+def template_environment() -> LimitedSandbox:
+    """The sandbox every template compiles in: no unsafe attributes, no mutation, limits."""
+    return LimitedSandbox()
 
 
 def referenced_variables(env: ImmutableSandboxedEnvironment, source: str) -> set[str]:
@@ -58,26 +69,75 @@ class _Compiled:
 class PromptRenderer:
     """Renders versions, compiling each version's templates once and keeping them."""
 
-    def __init__(self) -> None:
-        self._env = template_environment()
+    def __init__(self, limits: RenderLimits | None = None, workers: int = RENDER_WORKERS) -> None:
+        self.limits = limits or RenderLimits()
+        self._env = LimitedSandbox(self.limits)
         self._compiled: dict[tuple[str, int, str], _Compiled] = {}
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
 
     def render(self, version: PromptVersion, variables: Mapping[str, Any]) -> RenderedPrompt:
-        """Check the variables against the schema, then render; PromptRenderError if not."""
-        compiled = self._compile(version)
-        values = check_variables(version.content, variables, compiled.referenced)
-        content = version.content
-        if content.text is not None:
-            text = _run(compiled.templates[0], values, "text")
-            return RenderedPrompt(
-                version.name, version.version, None, text, content.model, dict(content.params)
-            )
-        messages = []
-        for i, (message, template) in enumerate(
-            zip(content.messages or (), compiled.templates, strict=True)
-        ):
-            rendered = _run(template, values, f"messages[{i}].content")
-            messages.append({**message, "content": rendered})
+        """Check the variables against the schema, then render; PromptRenderError if not.
+
+        Renders in the calling thread (RenderLimitExceeded past a limit).
+        """
+        budget = RenderBudget(self.limits)
+        budget.start()
+        return self._render(budget, version, variables)
+
+    async def render_async(
+        self, version: PromptVersion, variables: Mapping[str, Any]
+    ) -> RenderedPrompt:
+        """`render` in the renderer's threads; RenderLimitExceeded once the time is up."""
+        budget = RenderBudget(self.limits)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor(), self._started, budget, version, variables)
+        try:
+            # a wait for a thread of up to one time limit, then the render's own
+            async with asyncio.timeout(2 * self.limits.time_s + WAIT_GRACE_S):
+                return await work
+        except TimeoutError:
+            raise budget.too_slow() from None
+        finally:
+            budget.stop()  # a render nobody waits for stops at its next check
+
+    def close(self) -> None:
+        """Stop the threads (renders under way stop at their next check)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="controltower-render")
+        return self._pool
+
+    def _started(
+        self, budget: RenderBudget, version: PromptVersion, variables: Mapping[str, Any]
+    ) -> RenderedPrompt:
+        if budget.stopped:  # nobody waits for it any more
+            raise budget.too_slow()
+        budget.start()
+        return self._render(budget, version, variables)
+
+    def _render(
+        self, budget: RenderBudget, version: PromptVersion, variables: Mapping[str, Any]
+    ) -> RenderedPrompt:
+        with self._env.spending(budget):
+            compiled = self._compile(version)
+            values = check_variables(version.content, variables, compiled.referenced)
+            content = version.content
+            if content.text is not None:
+                text = _run(compiled.templates[0], values, "text", budget)
+                return RenderedPrompt(
+                    version.name, version.version, None, text, content.model, dict(content.params)
+                )
+            messages = []
+            for i, (message, template) in enumerate(
+                zip(content.messages or (), compiled.templates, strict=True)
+            ):
+                rendered = _run(template, values, f"messages[{i}].content", budget)
+                messages.append({**message, "content": rendered})
         return RenderedPrompt(
             version.name,
             version.version,
@@ -100,7 +160,7 @@ class PromptRenderer:
         templates, referenced = [], set()
         for where, source in sources:
             try:
-                templates.append(self._env.from_string(source))
+                templates.append(self._env.compile_template(source))
                 referenced |= referenced_variables(self._env, source)
             except TemplateSyntaxError as exc:
                 raise PromptRenderError(
@@ -125,9 +185,11 @@ def _sources(content: PromptContent) -> list[tuple[str, str]]:
     ]
 
 
-def _run(template: Template, values: dict[str, Any], where: str) -> str:
+def _run(template: Template, values: dict[str, Any], where: str, budget: RenderBudget) -> str:
     try:
-        return template.render(values)
+        text = template.render(values)
+    except PromptRenderError as exc:  # a limit: the sandbox says which
+        raise type(exc)(f"{where}: {exc.message}", param=exc.param) from None
     except SecurityError as exc:
         raise PromptRenderError(
             f"{where}: the template was refused by the sandbox ({exc}); templates may read "
@@ -139,6 +201,8 @@ def _run(template: Template, values: dict[str, Any], where: str) -> str:
         raise PromptRenderError(f"{where}: template error: {exc}") from None
     except Exception as exc:  # an operation in the template failed (1/0, "a" + 1 …)
         raise PromptRenderError(f"{where}: rendering failed: {type(exc).__name__}: {exc}") from None
+    budget.add_output(len(text))
+    return text
 
 
 def check_variables(

@@ -29,6 +29,7 @@ from controltower.providers.base import (
 )
 from controltower.providers.http import Upstream, error_from_status, json_object
 from controltower.providers.relay import SSERelay
+from controltower.providers.scrub import Scrubber
 from controltower.providers.transport import HttpResponse
 from controltower.settings import Deployment
 
@@ -69,7 +70,8 @@ class AnthropicProvider:
         }
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key.get_secret_value()
-        self._upstream = Upstream(base, self.label, http_error)
+        scrubber = Scrubber.for_credentials(headers.get("x-api-key"), headers)
+        self._upstream = Upstream(base, self.label, http_error, scrubber)
         self._messages = self._upstream.route("/v1/messages", headers)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:

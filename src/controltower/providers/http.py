@@ -17,6 +17,7 @@ from controltower.errors import (
     UpstreamTimeout,
     parse_retry_after,
 )
+from controltower.providers.scrub import Scrubber
 from controltower.providers.transport import HttpClient, HttpResponse, TransportError
 
 # (status, body, Retry-After header, deployment label) → the error to raise
@@ -26,10 +27,18 @@ ErrorMapping = Callable[[int, bytes, str | None, str], APIError]
 class Upstream:
     """A provider endpoint: its connection pool, and its failures as gateway errors."""
 
-    def __init__(self, base_url: str, label: str, error_for: ErrorMapping | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        label: str,
+        error_for: ErrorMapping | None = None,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         self.label = label
         self.client = HttpClient(base_url)
         self._error_for = error_for or error_from_status
+        # every error raised here may quote the provider: its credentials are masked first
+        self.scrubber = scrubber or Scrubber()
 
     def route(self, path: str, headers: dict[str, str]) -> bytes:
         """The prepared head of POSTs to `path` under the base URL."""
@@ -43,7 +52,8 @@ class Upstream:
         try:
             return await self.client.post(head, orjson.dumps(body), timeout_s)
         except TransportError as exc:
-            raise UpstreamError(f"{self.label} could not be reached: {exc}") from None
+            error = UpstreamError(f"{self.label} could not be reached: {exc}")
+            raise self.scrubber.error(error) from None
         except TimeoutError:
             raise self._timeout(timeout_s) from None
 
@@ -63,12 +73,14 @@ class Upstream:
         try:
             raw = await response.read()
         except TransportError as exc:
-            raise UpstreamError(f"{self.label} broke off its answer: {exc}") from None
+            error = UpstreamError(f"{self.label} broke off its answer: {exc}")
+            raise self.scrubber.error(error) from None
         finally:
             response.release()
         if response.status >= 300:
-            raise self._error_for(
-                response.status, raw, response.headers.get("retry-after"), self.label
+            retry_after = response.headers.get("retry-after")
+            raise self.scrubber.error(
+                self._error_for(response.status, raw, retry_after, self.label)
             )
         return raw
 
@@ -77,7 +89,8 @@ class Upstream:
         try:
             chunk = await response.readany(timeout_s)
         except TransportError as exc:
-            raise UpstreamError(f"{self.label} broke off its stream: {exc}") from None
+            error = UpstreamError(f"{self.label} broke off its stream: {exc}")
+            raise self.scrubber.error(error) from None
         except TimeoutError:
             raise UpstreamTimeout(
                 f"{self.label} sent nothing for {timeout_s:g} s in the middle of its stream"

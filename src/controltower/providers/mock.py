@@ -23,6 +23,7 @@ from controltower.errors import (
     ContentPolicy,
     ContextWindowExceeded,
     RateLimited,
+    UpstreamBadRequest,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -36,6 +37,13 @@ from controltower.providers.base import (
     sse_event,
 )
 from controltower.settings import Deployment, MockOptions, MockToolCall
+
+# Size limits a real provider has too, so that no request makes the mock build a huge answer
+MAX_CHOICES = 128  # OpenAI's limit of `n`
+MAX_OUTPUT_TOKENS = 16_384  # of one reply, like gpt-4o's
+MAX_REPLY_CHARS = 4 * MAX_OUTPUT_TOKENS  # a mock token is a word, which may be long
+MAX_EMBEDDING_INPUTS = 2048
+MAX_EMBEDDING_DIMS = 4096
 
 
 class MockProvider:
@@ -51,8 +59,10 @@ class MockProvider:
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Answer like an OpenAI model would, or fail as configured."""
+        n = self._whole(request.body, "n", MAX_CHOICES) or 1
+        max_tokens = self._max_tokens(request.body)
         failure = await self._begin(request.timeout_s, may_cut=True)
-        reply = _Reply(self._reply(request.body))
+        reply = _Reply(self._reply(request.body), max_tokens)
         usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=reply.tokens)
         if request.stream:
             return await self._stream(request, reply, usage, cut=failure == "cut")
@@ -62,15 +72,21 @@ class MockProvider:
             await asyncio.sleep(
                 (self.options.ttft_ms + self.options.token_ms * reply.tokens) / 1000
             )
-        data = _completion(self.model, reply, usage, request.body.get("n") or 1)
+        data = _completion(self.model, reply, usage, n)
         return ChatCompletion(orjson.dumps(data), data, usage, self.model)
 
     async def embed(self, body: dict[str, Any], timeout_s: float) -> EmbeddingResult:
         """Deterministic unit vectors derived from a hash of each input."""
-        await self._begin(timeout_s, may_cut=False)
+        dims = self._whole(body, "dimensions", MAX_EMBEDDING_DIMS) or self.options.embedding_dims
         inputs = body.get("input")
         items = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        dims = int(body.get("dimensions") or self.options.embedding_dims)
+        if len(items) > MAX_EMBEDDING_INPUTS:
+            raise self._refuse(
+                f"'input' must have at most {MAX_EMBEDDING_INPUTS} items, but got {len(items)}",
+                "input",
+                "array_above_max_length",
+            )
+        await self._begin(timeout_s, may_cut=False)
         data = [
             {"object": "embedding", "index": i, "embedding": _vector(str(item), dims)}
             for i, item in enumerate(items)
@@ -79,6 +95,49 @@ class MockProvider:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         payload = {"object": "list", "data": data, "model": self.model, "usage": usage}
         return EmbeddingResult(orjson.dumps(payload), Usage(input_tokens=tokens), self.model)
+
+    def _whole(self, body: dict[str, Any], name: str, most: int) -> int | None:
+        """A whole-number parameter from 1 to `most`, refused as OpenAI refuses it."""
+        value = body.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            got = type(value).__name__
+            raise self._refuse(
+                f"Invalid type for '{name}': expected an integer, but got {got} instead.",
+                name,
+                "invalid_type",
+            )
+        if value < 1:
+            raise self._refuse(
+                f"Invalid '{name}': integer below minimum value. "
+                f"Expected a value >= 1, but got {value} instead.",
+                name,
+                "integer_below_min_value",
+            )
+        if value > most:
+            raise self._refuse(
+                f"Invalid '{name}': integer above maximum value. "
+                f"Expected a value <= {most}, but got {value} instead.",
+                name,
+                "integer_above_max_value",
+            )
+        return value
+
+    def _max_tokens(self, body: dict[str, Any]) -> int:
+        name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+        value = self._whole(body, name, 2**63)
+        if value is not None and value > MAX_OUTPUT_TOKENS:
+            raise self._refuse(
+                f"{name} is too large: {value}. This model supports at most "
+                f"{MAX_OUTPUT_TOKENS} completion tokens, whereas you provided {value}.",
+                name,
+                "invalid_value",
+            )
+        return value or MAX_OUTPUT_TOKENS
+
+    def _refuse(self, message: str, param: str, code: str) -> UpstreamBadRequest:
+        return UpstreamBadRequest(f"{self.label}: {message}", param=param, code=code)
 
     async def _begin(self, timeout_s: float, may_cut: bool) -> str:
         """Count the call and fail it as configured; returns "cut" for a call to break later."""
@@ -153,19 +212,24 @@ class MockProvider:
 
 
 class _Reply:
-    """A scripted or echoed reply: text, or a call of one tool."""
+    """A scripted or echoed reply: text (cut at `max_tokens`), or a call of one tool."""
 
-    def __init__(self, reply: str | MockToolCall) -> None:
-        self.text = reply if isinstance(reply, str) else None
+    def __init__(self, reply: str | MockToolCall, max_tokens: int = MAX_OUTPUT_TOKENS) -> None:
         self.call = reply if isinstance(reply, MockToolCall) else None
+        self.text: str | None = None
+        self.cut = False
+        if isinstance(reply, str):
+            self.text, self.cut = _cut(reply, max_tokens)
         self.call_id = "call_mock" + random.getrandbits(48).to_bytes(6, "big").hex()
         self.arguments = orjson.dumps(self.call.arguments).decode() if self.call else ""
         self.tokens = len(_tokens(self.text or self.arguments.replace(",", " ")))
 
     @property
     def finish_reason(self) -> str:
-        """`tool_calls` for a tool call, else `stop`."""
-        return "tool_calls" if self.call else "stop"
+        """`tool_calls` for a tool call, `length` for a text cut short, else `stop`."""
+        if self.call:
+            return "tool_calls"
+        return "length" if self.cut else "stop"
 
     def message(self) -> dict[str, Any]:
         """The assistant message of a whole answer."""
@@ -259,6 +323,15 @@ def _tokens(text: str) -> list[str]:
         return []
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _cut(text: str, max_tokens: int) -> tuple[str, bool]:
+    """The text within `max_tokens` mock tokens and MAX_REPLY_CHARS, and whether it was cut."""
+    short = text[:MAX_REPLY_CHARS]
+    pieces = _tokens(short)
+    if len(pieces) > max_tokens:
+        return "".join(pieces[:max_tokens]), True
+    return short, len(short) < len(text)
 
 
 def _count_tokens(body: dict[str, Any]) -> int:

@@ -15,6 +15,7 @@ from controltower.providers.base import (
 )
 from controltower.providers.http import Upstream, json_object
 from controltower.providers.relay import SSERelay
+from controltower.providers.scrub import Scrubber
 from controltower.settings import Deployment
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
@@ -38,7 +39,8 @@ class OpenAIProvider:
                 headers["api-key"] = key
         elif key:
             headers["Authorization"] = f"Bearer {key}"
-        self._upstream = Upstream(base, self.label)
+        scrubber = Scrubber.for_credentials(key, headers)
+        self._upstream = Upstream(base, self.label, scrubber=scrubber)
         self._chat = self._upstream.route(f"/chat/completions{query}", headers)
         self._embed = self._upstream.route(f"/embeddings{query}", headers)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from controltower.errors import APIError
 from controltower.providers.base import ChatRequest, ChatStream, StreamSummary
 from controltower.providers.http import Upstream
 from controltower.providers.sse import SSEParser
@@ -37,6 +38,10 @@ class SSERelay:
             await self._upstream.read_ok(response)
         try:
             first = await self._first_events()
+        except APIError as exc:  # an error event, which may quote the request
+            response.release()
+            self._upstream.scrubber.error(exc)
+            raise
         except BaseException:
             response.release()
             raise
@@ -64,6 +69,9 @@ class SSERelay:
                 if out:
                     yield out
             await self._upstream.drain(self._response, self._timeout_s)
+        except APIError as exc:
+            self._upstream.scrubber.error(exc)
+            raise
         finally:
             self._response.release()
 

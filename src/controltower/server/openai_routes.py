@@ -44,17 +44,24 @@ class OpenAIRoutes:
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one chat completion, whole or streamed."""
-        trace_id = new_trace_id()
+        trace_id, body, caller = new_trace_id(), None, None
         try:
             caller = caller_from(scope)
             trace_id = caller.trace_id or trace_id
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_chat(body)
-            result = await self.gateway.chat(body, caller, trace_id)
+            plan = await self.gateway.plan_chat(body, caller)
         except APIError as exc:
+            # refused before any provider was called: its trace id still leads to a trace
+            self.gateway.record_refusal(trace_id, body, caller, exc)
             await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
             return
         trace_header = [(TRACE_HEADER, trace_id.encode())]
+        try:
+            result = await self.gateway.run_chat(plan, caller, trace_id)
+        except APIError as exc:  # traced by the gateway
+            await send_error(send, exc, trace_header)
+            return
         if isinstance(result, ChatCompletion):
             await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
             return
@@ -62,17 +69,23 @@ class OpenAIRoutes:
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one embeddings request."""
-        trace_id = new_trace_id()
+        trace_id, body, caller = new_trace_id(), None, None
         try:
             caller = caller_from(scope)
             trace_id = caller.trace_id or trace_id
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_embeddings(body)
-            result = await self.gateway.embed(body, caller, trace_id)
+            balanced = self.gateway.plan_embedding(body)
         except APIError as exc:
+            self.gateway.record_refusal(trace_id, body, caller, exc, kind="embedding")
             await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
             return
         trace_header = [(TRACE_HEADER, trace_id.encode())]
+        try:
+            result = await self.gateway.run_embedding(balanced, body, caller, trace_id)
+        except APIError as exc:  # traced by the gateway
+            await send_error(send, exc, trace_header)
+            return
         await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -24,10 +24,10 @@ from controltower.domain.prompt import (
     SplitArm,
 )
 from controltower.errors import ConfigError, InvalidRequest, NotFound, RequestTooLarge
-from controltower.prompts.content import label_serves
+from controltower.prompts.content import content_difference, label_serves
 from controltower.prompts.files import parse_prompt
 from controltower.prompts.metrics import MetricsWindow, VersionMetrics
-from controltower.prompts.render import PromptRenderer, RenderedPrompt
+from controltower.prompts.render import PromptRenderer
 from controltower.prompts.store import PromptStore
 from controltower.server.query_routes import json_response
 from controltower.store.prompt_forms import (
@@ -49,18 +49,27 @@ _VERSION_KEYS = (*_CONTENT_KEYS, "message", "author", "source")
 _PROBLEM = re.compile(r"^body(?::\d+)? (?P<path>[^:]+): ")
 
 
-def prompt_routes(store: PromptStore, traces: ObservabilityStore | None = None) -> list[BaseRoute]:
+def prompt_routes(
+    store: PromptStore,
+    traces: ObservabilityStore | None = None,
+    renderer: PromptRenderer | None = None,
+) -> list[BaseRoute]:
     """The /api/prompts and /api/audit routes over a prompt store (metrics from `traces`)."""
-    return PromptRoutes(store, traces).routes()
+    return PromptRoutes(store, traces, renderer).routes()
 
 
 class PromptRoutes:
     """Handlers of the prompt registry API; each parses, calls the store once, answers."""
 
-    def __init__(self, store: PromptStore, traces: ObservabilityStore | None = None) -> None:
+    def __init__(
+        self,
+        store: PromptStore,
+        traces: ObservabilityStore | None = None,
+        renderer: PromptRenderer | None = None,
+    ) -> None:
         self.store = store
         self.traces = traces  # the trace store the per-version metrics are read from
-        self.renderer = PromptRenderer()
+        self.renderer = renderer or PromptRenderer()  # the gateway's, so one thread pool
 
     def routes(self) -> list[BaseRoute]:
         """The routes, the ones ending in a keyword first (names may contain `/`)."""
@@ -69,7 +78,7 @@ class PromptRoutes:
         return [
             Route("/api/prompts", self.list_prompts, methods=["GET"]),
             Route(f"{base}/versions", self.create_version, methods=["POST"]),
-            Route(f"{base}/versions/{{version:int}}", self.get_version, methods=["GET"]),
+            Route(f"{base}/versions/{{version}}", self.get_version, methods=["GET"]),
             Route(f"{label}/rollback", self.rollback, methods=["POST"]),
             Route(f"{label}/split", self.split_label, methods=["PUT"]),
             Route(label, self.get_label, methods=["GET"]),
@@ -133,7 +142,7 @@ class PromptRoutes:
         responses:
           201: {description: "The new version, with created: true"}
           200: {description: "The newest version, unchanged, with created: false"}
-          400: {description: An invalid field, named in error.param}
+          400: {description: "An invalid field, named in error.param"}
         """
         name = request.path_params["name"]
         body = _object(await json_body(request))
@@ -154,7 +163,10 @@ class PromptRoutes:
           200: {description: The version}
           404: {description: No such prompt or version}
         """
-        name, number = request.path_params["name"], request.path_params["version"]
+        name, raw = request.path_params["name"], request.path_params["version"]
+        number = _version_number(raw)
+        if number is None:
+            raise NotFound(f"prompt `{name}` has no version {raw[:40]!r}", param="version")
         found = await run_in_threadpool(lambda: self.store.get_version(name, version=number))
         return json_response(version_to_api(found))
 
@@ -184,7 +196,7 @@ class PromptRoutes:
           protect (true or false) and actor. `latest` cannot be moved.
         responses:
           200: {description: The label move}
-          400: {description: An invalid field, named in error.param}
+          400: {description: "An invalid field, named in error.param"}
           404: {description: No such prompt or version}
           409: {description: The label is protected and force was not given}
         """
@@ -230,7 +242,7 @@ class PromptRoutes:
           optionally force and actor. The label reports its heaviest arm as its version.
         responses:
           200: {description: The split move}
-          400: {description: An invalid field, named in error.param}
+          400: {description: "An invalid field, named in error.param"}
           404: {description: No such prompt or version}
           409: {description: The label is protected and force was not given}
         """
@@ -280,8 +292,8 @@ class PromptRoutes:
           rendered messages (or text), the model alias and the parameters to call with.
         responses:
           200: {description: "{name, version, messages or text, model, params}"}
-          400: {description: A missing, unknown or ill-typed variable, or a template error}
-          404: {description: No such prompt, version or label}
+          400: {description: "A missing, unknown or ill-typed variable, or a template error"}
+          404: {description: "No such prompt, version or label"}
         """
         name = request.path_params["name"]
         body = _object(await json_body(request))
@@ -294,11 +306,12 @@ class PromptRoutes:
         if not isinstance(variables, dict):
             raise InvalidRequest("`variables` must be an object", param="variables")
 
-        def run() -> RenderedPrompt:
-            found = self.store.get_version(name, version=version, label=label)
-            return self.renderer.render(found, variables)
-
-        return json_response(rendered_to_api(await run_in_threadpool(run)))
+        found = await run_in_threadpool(
+            lambda: self.store.get_version(name, version=version, label=label)
+        )
+        # in the renderer's own threads, within its limits (a 400 prompt_render_limit)
+        rendered = await self.renderer.render_async(found, variables)
+        return json_response(rendered_to_api(rendered))
 
     async def metrics(self, request: Request) -> Response:
         """
@@ -336,6 +349,14 @@ class PromptRoutes:
             for v in versions
         ]
         return json_response({"name": name, "data": data})
+
+
+def _version_number(raw: str) -> int | None:
+    # a version is a positive 64-bit number: anything else names no version (never a 500)
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    number = int(raw)
+    return number if 0 < number < 2**63 else None
 
 
 def _time_param(raw: str | None, param: str, now: int) -> int | None:
@@ -376,7 +397,27 @@ def content_from_body(name: str, body: dict[str, Any]) -> tuple[PromptContent, s
         _, content = parse_prompt(text, "body" if fields else "source", expected_name=name)
     except ConfigError as exc:
         raise _invalid(exc, None if fields else "source") from None
+    if fields and source is not None:
+        check_source(name, source, content)
     return content, source
+
+
+def check_source(name: str, source: str, content: PromptContent) -> None:
+    """A 400 naming the field in which a pushed source says other than the content sent.
+
+    The source is what a pull writes back as the prompt's file: it must hold this content.
+    """
+    try:
+        _, written = parse_prompt(source, "source", expected_name=name)
+    except ConfigError as exc:
+        raise _invalid(exc, "source") from None
+    field = content_difference(content, written)
+    if field is not None:
+        raise InvalidRequest(
+            f"`source` does not match the content sent: `{field}` differs; send the "
+            "content parsed from the source, or only the source",
+            param=field,
+        )
 
 
 def _invalid(error: ConfigError, field: str | None) -> InvalidRequest:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +20,77 @@ _CALLER_HEADERS = {
     b"traceparent": "traceparent",
 }
 _HEX = frozenset("0123456789abcdef")
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int in Python, but true is no temperature
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return _is_int(value) and value >= 1
+
+
+def _is_stop(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    )
+
+
+def _is_tool_choice(value: Any) -> bool:
+    return isinstance(value, str | dict)
+
+
+def _of(kind: type | tuple[type, ...]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, kind)
+
+
+# known parameters: the check of a value (null is always allowed) and what it must be
+Check = tuple[Callable[[Any], bool], str]
+_NUMBER: Check = (_is_number, "a number")
+_INTEGER: Check = (_is_int, "an integer")
+_COUNT: Check = (_is_count, "a whole number of at least 1")
+_BOOLEAN: Check = (_of(bool), "a boolean (true or false)")
+_STRING: Check = (_of(str), "a string")
+_OBJECT: Check = (_of(dict), "an object")
+_ARRAY: Check = (_of(list), "an array")
+CHAT_PARAMETERS: dict[str, Check] = {
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "presence_penalty": _NUMBER,
+    "frequency_penalty": _NUMBER,
+    "max_tokens": _COUNT,
+    "max_completion_tokens": _COUNT,
+    "n": _COUNT,
+    "seed": _INTEGER,
+    "top_logprobs": _INTEGER,
+    "stream": _BOOLEAN,
+    "logprobs": _BOOLEAN,
+    "parallel_tool_calls": _BOOLEAN,
+    "store": _BOOLEAN,
+    "user": _STRING,
+    "service_tier": _STRING,
+    "reasoning_effort": _STRING,
+    "stop": (_is_stop, "a string or an array of strings"),
+    "logit_bias": _OBJECT,
+    "response_format": _OBJECT,
+    "stream_options": _OBJECT,
+    "metadata": _OBJECT,
+    "variables": _OBJECT,
+    "tools": _ARRAY,
+    "functions": _ARRAY,
+    "modalities": _ARRAY,
+    "tool_choice": (_is_tool_choice, "a string or an object"),
+}
+EMBEDDING_PARAMETERS: dict[str, Check] = {
+    "dimensions": _COUNT,
+    "encoding_format": _STRING,
+    "user": _STRING,
+}
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
@@ -47,15 +120,13 @@ def check_chat(body: dict[str, Any]) -> None:
             raise InvalidRequest(
                 f"`messages[{i}]` must be an object with a string `role`", param=f"messages[{i}]"
             )
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("`stream` must be a boolean", param="stream")
-    n = body.get("n")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
-        raise InvalidRequest("`n` must be a whole number of at least 1", param="n")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise InvalidRequest("`stream_options` must be an object", param="stream_options")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(
+                f"`messages[{i}].content` must be a string or an array of content parts",
+                param=f"messages[{i}].content",
+            )
+    check_parameters(body, CHAT_PARAMETERS)
 
 
 def check_embeddings(body: dict[str, Any]) -> None:
@@ -70,6 +141,27 @@ def check_embeddings(body: dict[str, Any]) -> None:
         raise InvalidRequest(
             "`input` must be a string or a non-empty array of strings or tokens", param="input"
         )
+    check_parameters(body, EMBEDDING_PARAMETERS)
+
+
+def check_parameters(body: dict[str, Any], known: dict[str, Check]) -> None:
+    """A 400 naming the first known parameter whose value has the wrong type."""
+    for name, value in body.items():
+        check = known.get(name)
+        if check is None or value is None:
+            continue
+        accepts, phrase = check
+        if not accepts(value):
+            raise InvalidRequest(f"`{name}` must be {phrase}, got {_describe(value)}", param=name)
+
+
+def _describe(value: Any) -> str:
+    kind = {str: "a string", bool: "a boolean", dict: "an object", list: "an array"}
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"the number {value!r}"
+    text = repr(value)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return f"{kind.get(type(value), type(value).__name__)} ({shown})"
 
 
 def caller_from(scope: Scope) -> Caller:
