@@ -80,6 +80,7 @@ def _trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | No
     spans = trace.pop("spans", None) or []
     scores = trace.pop("scores", None) or []
     tree = span_tree(trace, spans)
+    calls = call_summaries(spans)
     known_names = sorted({score["name"] for score in store.list_scores(limit=200)})
     data = {
         "trace": trace,
@@ -94,4 +95,45 @@ def _trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | No
         "scores": scores,
         "score_names": known_names,
         "data": data,
+        "calls": calls,
+        "failure": first_failure(spans) if trace["status"] == "error" else None,
     }
+
+
+def call_summaries(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each gateway call of the trace that retried or fell back: its attempts, failures and
+    the model alias that served it, for the badges at the top of the page."""
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        if "attempt" in span["attributes"] and span["parent_id"]:
+            attempts.setdefault(span["parent_id"], []).append(span)
+    calls = []
+    for span in spans:
+        asked = span["attributes"].get("model_alias")
+        tried = sorted(attempts.get(span["id"], []), key=lambda a: a["attributes"]["attempt"])
+        if asked is None or not tried:
+            continue
+        served = next((a for a in reversed(tried) if a["status"] == "ok"), None)
+        alias = served["attributes"].get("alias") if served else None
+        failed = [a for a in tried if a["status"] == "error"]
+        calls.append(
+            {
+                "span_id": span["id"],
+                "asked": asked,
+                "attempts": len(tried),
+                "failed": len(failed),
+                "fallback": alias if alias is not None and alias != asked else None,
+                "served_by": served["deployment"] if served else None,
+            }
+        )
+    return calls
+
+
+def first_failure(spans: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The span whose error explains a failed trace: the root's, else the first to fail."""
+    failed = [span for span in spans if span["status"] == "error"]
+    if not failed:
+        return None
+    roots = [span for span in failed if span["parent_id"] is None]
+    span = (roots or sorted(failed, key=lambda s: s["start_time"] or ""))[0]
+    return {"span_id": span["id"], "name": span["name"], "error": span["error"] or "failed"}
