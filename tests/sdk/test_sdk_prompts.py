@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -185,6 +186,38 @@ def test_embedded_mode_reads_the_local_store(tmp_path: Path) -> None:
     assert found.render(doc="x")["text"] == "Summarise: x"
     with pytest.raises(NotFound):
         ct.get_prompt("summary", version=9)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_refreshes_on_its_own_connections(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'local.db'}"
+    store = open_prompt_store(url)
+    content = PromptContent(text="v1 {{ x }}", variables={"x": VariableSpec()})
+    store.create_version("p", content, message="", author=None)
+    store.move_label("p", "production", 1, actor=None)
+    ct.init(database_url=url, enabled=False)
+    assert ct.get_prompt("p", label="production", ttl_s=0).version == 1  # opens the store
+    store.create_version("p", PromptContent(text="v2 {{ x }}"), message="", author=None)
+    store.move_label("p", "production", 2, actor=None)
+    store.close()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the refresher thread is its own, and so are its connections
+        try:
+            deadline = time.monotonic() + 10
+            while ct.get_prompt("p", label="production", ttl_s=0).version != 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            os.write(write, b"1")
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    # the parent's cache refreshes the same way, on the connections it kept
+    eventually(lambda: ct.get_prompt("p", label="production", ttl_s=0).version == 2)
 
 
 def test_a_label_and_a_version_together_are_refused(server: Any) -> None:

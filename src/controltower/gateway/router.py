@@ -21,6 +21,7 @@ class DeploymentState:
     """One deployment's provider and the live figures routing decisions use."""
 
     __slots__ = (
+        "alias_name",
         "breaker",
         "deployment",
         "ewma_ms",
@@ -28,7 +29,6 @@ class DeploymentState:
         "provider",
         "scrubber",
         "timeout_s",
-        "alias_name",
     )
 
     def __init__(self, deployment: Deployment, provider: Any, alias: ModelAlias) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from controltower.domain.prompt import PromptLabel, PromptVersion
     from controltower.prompts.render import PromptRenderer
     from controltower.sdk.runtime import SdkConfig
+    from controltower.tracing.periodic import PeriodicWorker
 
 log = logging.getLogger("controltower.sdk")
 
@@ -103,10 +103,10 @@ class _Entry:
 
 
 _CACHE: dict[Key, _Entry] = {}
-_refreshing: set[Key] = set()
+_pending: dict[Key, tuple[SdkConfig, float]] = {}  # stale entries the refresher will fetch
 _lock = threading.Lock()
 _shared: dict[str, Any] = {}  # "renderer", and "store" (embedded mode) with "store_url"
-_hooks_installed = False
+_refresher: PeriodicWorker | None = None  # made on first need; it restarts after a fork
 
 
 def get_prompt(
@@ -166,14 +166,12 @@ def _split_arm(
 
 
 def _sticky_key(user_id: str | None, session_id: str | None) -> str | None:
+    from controltower.prompts.content import sticky_key
+
     if user_id is None and session_id is None:
         fields = _current_trace_fields()
         user_id, session_id = fields.get("user_id"), fields.get("session_id")
-    if user_id:
-        return f"user:{user_id}"
-    if session_id:
-        return f"session:{session_id}"
-    return None
+    return sticky_key(user_id, session_id)
 
 
 def clear_cache() -> None:
@@ -211,14 +209,34 @@ def _fetch_first(key: Key, config: SdkConfig, ttl_s: float, fallback: Fallback |
 
 def _refresh_later(key: Key, config: SdkConfig, ttl_s: float) -> None:
     with _lock:
-        if key in _refreshing:
+        if key in _pending:
             return
-        _refreshing.add(key)
-    _install_hooks()
-    thread = threading.Thread(
-        target=_refresh, args=(key, config, ttl_s), name="controltower-prompt", daemon=True
-    )
-    thread.start()
+        _pending[key] = (config, ttl_s)
+    _worker().wake()
+
+
+def _worker() -> PeriodicWorker:
+    """The one background thread that refreshes stale entries (and resets after a fork)."""
+    global _refresher
+    if _refresher is None:
+        from controltower.tracing.periodic import PeriodicWorker
+
+        _refresher = PeriodicWorker(
+            _refresh_pending, 60.0, name="controltower-prompt", after_fork=_after_fork_in_child
+        )
+        _refresher.start()
+    return _refresher
+
+
+def _refresh_pending() -> None:
+    with _lock:
+        due = list(_pending.items())
+    for key, (config, ttl_s) in due:
+        try:
+            _refresh(key, config, ttl_s)
+        finally:
+            with _lock:
+                _pending.pop(key, None)
 
 
 def _refresh(key: Key, config: SdkConfig, ttl_s: float) -> None:
@@ -234,9 +252,6 @@ def _refresh(key: Key, config: SdkConfig, ttl_s: float) -> None:
             entry.expires = time.monotonic() + ttl_s
     else:
         _CACHE[key] = _Entry(found, time.monotonic() + ttl_s, label_found)
-    finally:
-        with _lock:
-            _refreshing.discard(key)
 
 
 def _fetch(
@@ -295,7 +310,7 @@ def _fetch_local(
             except Exception as exc:
                 raise PromptUnavailable(f"the local store cannot be opened: {exc}") from exc
             _shared["store"], _shared["store_url"] = store, config.database_url
-    _install_hooks()
+    _worker()  # its fork handling lets a forked child open connections of its own
     try:
         found: PromptVersion = store.get_version(name, version=version, label=label)
         labels = [] if version is not None else store.labels(name)
@@ -364,17 +379,10 @@ def _renderer() -> PromptRenderer:
     return found  # type: ignore[no-any-return]
 
 
-def _install_hooks() -> None:
-    global _hooks_installed
-    if not _hooks_installed and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-    _hooks_installed = True
-
-
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # another thread may have held it
-    _refreshing.clear()  # their threads did not survive the fork
+    _pending.clear()  # stale entries are queued again when next asked for
     store = _shared.pop("store", None)
     if store is not None:
         store.forget_after_fork()

@@ -65,6 +65,10 @@ class SqlPromptStore:
         """Close the engine's pooled connections."""
         self._engine.dispose()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's pooled connections without closing them."""
+        self._engine.dispose(close=False)
+
     # -- versions -----------------------------------------------------------------------
 
     def create_version(
