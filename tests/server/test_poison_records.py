@@ -320,19 +320,48 @@ def test_anything_in_an_ingest_trace_leaves_writing_going(
 @given(
     attributes=st.dictionaries(st.sampled_from(OTLP_ATTRIBUTES), VALUE, min_size=1, max_size=4),
     start=st.none() | NUMBER.map(str) | NUMBER,
+    name=TEXT,
+    event=st.dictionaries(TEXT, VALUE, max_size=3),
+    status=TEXT,
 )
 def test_anything_in_an_otlp_span_leaves_writing_going(
-    gateway: RunningGateway, http: httpx.Client, attributes: dict[str, Any], start: Any
+    gateway: RunningGateway,
+    http: httpx.Client,
+    attributes: dict[str, Any],
+    start: Any,
+    name: str,
+    event: dict[str, Any],
+    status: str,
 ) -> None:
-    span: dict[str, Any] = {"attributes": json_attributes(attributes)}
+    span: dict[str, Any] = {
+        "name": name or "s",
+        "attributes": json_attributes(attributes),
+        "events": [
+            {"name": name, "timeUnixNano": str(START_NS), "attributes": json_attributes(event)}
+        ],
+        "status": {"code": 2, "message": status},
+    }
     if start is not None:
         span["startTimeUnixNano"] = start
     post_json(http, "/v1/traces", otlp(span, resource={"service.name": "fuzz", **attributes}))
     assert_writing_goes_on(gateway, http)
 
 
+def header_text(text: str) -> str:
+    # a header carries no NUL or line break: what HTTP allows of the text
+    return ascii(text)[1:-1].strip()
+
+
 @FUZZ
-@given(content=VALUE, user=TEXT, metadata=VALUE, tags=st.lists(TEXT, max_size=3))
+@given(
+    content=VALUE,
+    user=TEXT,
+    metadata=VALUE,
+    tags=st.lists(TEXT, max_size=3),
+    session=TEXT,
+    role=st.sampled_from(["user", "system", "assistant", "tool"]) | TEXT,
+    extra=st.dictionaries(TEXT, VALUE, max_size=3),
+)
 def test_anything_through_the_gateway_leaves_writing_going(
     gateway: RunningGateway,
     http: httpx.Client,
@@ -340,12 +369,27 @@ def test_anything_through_the_gateway_leaves_writing_going(
     user: str,
     metadata: Any,
     tags: list[str],
+    session: str,
+    role: str,
+    extra: dict[str, Any],
 ) -> None:
     headers = {
         "x-controltower-metadata": json.dumps(metadata),
-        # a header carries no NUL or line break: what HTTP allows of the text
-        "x-controltower-tags": ",".join(ascii(t)[1:-1] for t in tags).strip(),
-        "x-controltower-user": ascii(user)[1:-1].strip(),
+        "x-controltower-tags": ",".join(header_text(t) for t in tags).strip(),
+        "x-controltower-user": header_text(user),
+        "x-controltower-session": header_text(session),
     }
-    chat(http, {"messages": [{"role": "user", "content": content}], "user": user}, **headers)
+    extra = {k: v for k, v in extra.items() if k not in ("model", "messages", "stream")}
+    body = {**extra, "messages": [{"role": role, "content": content}], "user": user}
+    chat(http, body, **headers)
+    assert_writing_goes_on(gateway, http)
+
+
+@FUZZ
+@given(value=VALUE, user=TEXT)
+def test_anything_as_embedding_input_leaves_writing_going(
+    gateway: RunningGateway, http: httpx.Client, value: Any, user: str
+) -> None:
+    body = {"model": "demo", "input": value, "user": user}
+    post_json(http, "/v1/embeddings", body)
     assert_writing_goes_on(gateway, http)
