@@ -107,3 +107,25 @@ def test_behind_a_tls_proxy_the_login_cookie_is_secure(tmp_path: Path) -> None:
         answer = plain.post("/login", data={"key": "sk-proxy", "csrf": token.group(1)})
         assert answer.status_code == 303 and "Secure" not in answer.headers["set-cookie"]
         plain.close()
+
+
+def test_control_characters_in_trace_data_never_reach_the_terminal(tmp_path: Path) -> None:
+    env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'ct.db'}"}
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    span = {
+        "id": "b7ad6b7169203331",
+        "trace_id": trace_id,
+        "name": "a\tb\nc\x1b[31mRED\x1b[0m\x07",
+        "start_us": 1_700_000_000_000_000,
+        "error": "bad\x1b]0;title\x07",
+        "status": "error",
+    }
+    with serving(env=env) as (url, _):
+        sent = httpx.post(f"{url}/api/ingest", json={"batch": [{"type": "span", "body": span}]})
+        assert sent.status_code == 200, sent.text
+    listed = run("traces", "list", env={**env, "COLUMNS": "80"})
+    shown = run("traces", "show", trace_id, env=env)
+    for out in (listed.stdout, shown.stdout):
+        assert "\x1b" not in out and "\x07" not in out and "\t" not in out
+    assert "\\x1b[31mRED" in shown.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80

@@ -393,3 +393,81 @@ def test_anything_as_embedding_input_leaves_writing_going(
     body = {"model": "demo", "input": value, "user": user}
     post_json(http, "/v1/embeddings", body)
     assert_writing_goes_on(gateway, http)
+
+
+# -- what a review found: values within the edge's limits that still broke something --------
+
+
+@pytest.mark.parametrize("levels", [70, 200, 252])
+def test_nesting_under_the_json_limit_is_cut_so_every_read_answers(
+    gateway: RunningGateway, http: httpx.Client, levels: int
+) -> None:
+    header = '{"x":' + '{"a":' * levels + "1" + "}" * (levels + 1)
+    answer = chat(http, {}, **{"x-controltower-metadata": header})
+    assert answer.status_code == 200, answer.text
+    trace_id = answer.headers["x-controltower-trace-id"]
+    gateway.trace(trace_id)
+    for path in ("/api/traces", f"/api/traces/{trace_id}", f"/traces/{trace_id}", "/traces"):
+        assert http.get(path).status_code == 200, path
+    assert_writing_goes_on(gateway, http)
+
+
+def test_token_counts_past_any_model_are_refused_so_totals_never_overflow(
+    gateway: RunningGateway, http: httpx.Client
+) -> None:
+    too_many = {"input_tokens": 2**63 - 1, "output_tokens": 1}
+    answer = post_json(http, "/api/ingest", batch(kind="generation", usage=too_many))
+    assert answer.status_code == 400
+    assert "`body.usage.input_tokens` must be a whole number from 0 to 1,000,000,000,000" in (
+        answer.text
+    )
+    # the most a call may report, twice in one session: every total still adds up
+    for _ in range(2):
+        most = {"input_tokens": 10**12, "output_tokens": 10**12}
+        [event] = ingest_span(kind="generation", usage=most)
+        update = {"type": "trace", "body": {"id": event["body"]["trace_id"], "session_id": "s1"}}
+        assert post_json(http, "/api/ingest", {"batch": [event, update]}).status_code == 200
+    # OTLP keeps the span and drops a count it cannot believe
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 2**63 - 1}
+    body = otlp({"attributes": json_attributes(attributes)})
+    trace_id = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+    assert post_json(http, "/v1/traces", body).status_code == 200
+    assert_writing_goes_on(gateway, http)
+    assert http.get(f"/api/traces/{trace_id}").json()["usage"]["input_tokens"] is None
+    for path in ("/api/sessions", "/api/sessions/s1", "/api/users", "/sessions"):
+        assert http.get(path).status_code == 200, path
+    assert gateway.store.dead_letters() == []
+
+
+def test_an_ingest_score_with_nul_is_refused_alone(
+    gateway: RunningGateway, http: httpx.Client
+) -> None:
+    [event] = ingest_span()
+    trace_id = event["body"]["trace_id"]
+    bad = {"type": "score", "body": {"trace_id": trace_id, "name": "n\x00", "value": 1}}
+    good = {"type": "score", "body": {"trace_id": trace_id, "name": "ok", "value": 1}}
+    answer = post_json(http, "/api/ingest", {"batch": [event, bad, good]})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"] == [
+        {"index": 1, "message": "`body.name` must not contain a NUL character"}
+    ]
+    assert_writing_goes_on(gateway, http)
+    found = http.get("/api/scores", params={"trace_id": trace_id}).json()["data"]
+    names = [s["name"] for s in found]
+    assert names == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("span", "reason"),
+    [
+        ({"status": {"code": "²"}}, "status.code must be 0, 1 or 2"),
+        ({"endTimeUnixNano": str(2**64 - 1)}, "endTimeUnixNano"),
+    ],
+)
+def test_otlp_status_codes_and_end_times_are_checked(
+    gateway: RunningGateway, http: httpx.Client, span: dict[str, Any], reason: str
+) -> None:
+    answer = post_json(http, "/v1/traces", otlp(span))
+    assert answer.status_code == 200, answer.text
+    assert reason in answer.json()["partialSuccess"]["errorMessage"]
+    assert_writing_goes_on(gateway, http)

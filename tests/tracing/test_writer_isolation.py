@@ -186,3 +186,36 @@ def test_every_stored_field_is_normalised() -> None:
         covered = {*layout.text, *layout.ints, *layout.json, *layout.costs, *layout.usage}
         # price_override is a local deployment's prices: the store never writes it
         assert {f.name for f in fields(cls)} - covered <= {"price_override"}, cls
+
+
+def test_metadata_and_tags_are_held_to_what_a_list_can_show() -> None:
+    from controltower.tracing.normalize import MAX_METADATA_BYTES, MAX_TAG_CHARS, MAX_TAGS
+
+    r = record(1, metadata={"blob": "m" * MAX_METADATA_BYTES}, tags=[f"t{i}" for i in range(500)])
+    r.trace.tags.append("x" * 1000)
+    assert normalize_record(r)
+    assert len(r.trace.tags) == MAX_TAGS and r.trace.tags[:2] == ["t0", "t1"]
+    assert set(r.trace.metadata) == {PREVIEW_KEY, TRUNCATED_KEY}
+    assert r.trace.metadata[TRUNCATED_KEY] == ["tags", "metadata"]
+    assert len(orjson.dumps(r.trace.metadata)) < MAX_METADATA_BYTES
+    long_tag = record(2, tags=["y" * 1000])
+    assert normalize_record(long_tag) and len(long_tag.trace.tags[0]) == MAX_TAG_CHARS
+
+
+def test_nesting_within_the_json_encoders_limit_is_cut_too() -> None:
+    r = record(1, metadata=nested(100))
+    r.spans[0].input = [nested(80)]
+    r.spans[0].output = {"text": "[[[[" * 100}  # brackets inside a string are not nesting
+    before = r.spans[0].output
+    assert normalize_record(r)
+    assert depth_of(r.trace.metadata) <= MAX_DEPTH + 1
+    assert r.spans[0].output == before
+
+
+def test_token_counts_past_any_model_are_dropped() -> None:
+    from controltower.domain.trace import MAX_TOKENS
+
+    r = record(1)
+    r.spans[0].usage = Usage(input_tokens=MAX_TOKENS + 1, output_tokens=MAX_TOKENS)
+    assert normalize_record(r)
+    assert r.spans[0].usage == Usage(input_tokens=None, output_tokens=MAX_TOKENS)

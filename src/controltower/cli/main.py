@@ -220,6 +220,7 @@ def traces_dead_letters(
     """Traces the store refused (set aside with their error), newest first."""
     from dataclasses import asdict
 
+    from controltower.cli.render import safe
     from controltower.store.serialize import us_to_iso
 
     store = open_trace_store(config, database_url, must_exist=True)
@@ -235,7 +236,8 @@ def traces_dead_letters(
         click.echo("no dead letters: every trace was stored")
         return
     for letter in letters:
-        click.echo(f"{us_to_iso(letter.created_us)}  {letter.trace_id}  {letter.error[:200]}")
+        line = f"{us_to_iso(letter.created_us)}  {letter.trace_id}  {letter.error[:200]}"
+        click.echo(safe(line))
 
 
 @main.group()

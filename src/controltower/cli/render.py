@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,6 +15,16 @@ from rich.text import Text
 from rich.tree import Tree
 
 Row = dict[str, Any]
+# control characters (C0, DEL, C1) in trace data would move the cursor or recolour the
+# terminal: they are shown escaped, as `\x1b`
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str, keep_newlines: bool = False) -> str:
+    """Text from traces made harmless for a terminal: control characters escaped."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ _COLUMNS = (
 def trace_table(traces: list[Row], next_cursor: str | None, console: Console | None = None) -> None:
     """Print traces as a table as wide as the terminal (80 columns when not a terminal)."""
     console = console or Console()
-    cells = [[column.cell(t) for column in _COLUMNS] for t in traces]
+    cells = [[safe(column.cell(t)) for column in _COLUMNS] for t in traces]
     widths = _fitting(cells, console.width)
     # one space between columns, none at the edges: the widths add up exactly
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False)
@@ -117,7 +128,8 @@ def _cell(value: str, header: str, t: Row) -> Text:
 
 def trace_tree(trace: dict[str, Any]) -> None:
     """Print one trace and its spans as a tree."""
-    root = Tree(f"[bold]{escape(trace['name'])}[/] {trace['id']} {_status(trace['status'])}")
+    name, trace_id = escape(safe(trace["name"])), escape(safe(trace["id"]))
+    root = Tree(f"[bold]{name}[/] {trace_id} {_status(trace['status'])}")
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in trace.get("spans", []):
         children.setdefault(span.get("parent_id"), []).append(span)
@@ -134,7 +146,8 @@ def _add(
 ) -> None:
     usage = span.get("usage") or {}
     label = (
-        f"{escape(span['kind'])} [bold]{escape(span['name'])}[/] {_status(span['status'])} "
+        f"{escape(safe(span['kind']))} [bold]{escape(safe(span['name']))}[/] "
+        f"{_status(span['status'])} "
         f"{span.get('latency_ms') or 0:.1f} ms"
     )
     if usage.get("total_tokens"):
@@ -142,16 +155,17 @@ def _add(
     if span.get("cost") is not None:
         label += f"  ${span['cost']:.6f}"
     if span.get("error"):
-        label += f"\n[red]{escape(str(span['error']))}[/]"
+        label += f"\n[red]{escape(safe(str(span['error'])))}[/]"
     branch = node.add(label)
     for child in children.get(span["id"], []):
         _add(branch, child, children)
 
 
 def _status(status: str) -> str:
-    return "[green]ok[/]" if status == "ok" else f"[red]{escape(status)}[/]"
+    return "[green]ok[/]" if status == "ok" else f"[red]{escape(safe(status))}[/]"
 
 
 def _short(value: Any, limit: int = 400) -> str:
     text = orjson.dumps(value).decode() if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[:limit] + "…"
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return safe(text, keep_newlines=True)

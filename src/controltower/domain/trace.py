@@ -8,6 +8,9 @@ from typing import Any, Literal, Protocol, TypeVar
 
 INT64_MAX = 2**63 - 1  # the largest integer every store keeps (BIGINT)
 MAX_FUTURE_US = 86_400_000_000  # times further ahead than a day are refused at the edges
+# token counts of one call above this are refused at the edges (no model comes near): so
+# that the totals of traces, sessions and users can never overflow a 64-bit column
+MAX_TOKENS = 10**12
 SpanKind = Literal["generation", "span", "tool", "retrieval", "embedding", "guardrail", "event"]
 Status = Literal["ok", "error"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +29,8 @@ from controltower.gateway.router import BalancedAlias, DeploymentState
 from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
 from controltower.providers.base import EmbeddingResult, StreamSummary
 from controltower.settings import Deployment, Settings
+
+log = logging.getLogger("controltower.gateway")
 
 ProviderFactory = Callable[[Deployment], Any]
 RecordSink = Callable[[TraceRecord], object]
@@ -122,6 +125,10 @@ class Gateway:
         except APIError as exc:
             self._record(call.finish(None, Usage(), error=exc))
             raise
+        except Exception as exc:  # a bug (a provider's or ours): recorded, answered as a 500
+            error = _internal(exc, call.trace.trace_id)
+            self._record(call.finish(None, Usage(), error=error))
+            raise error from exc
         if isinstance(result, ChatCompletion):
             output = [c.get("message") for c in result.data.get("choices") or ()]
             call.model = result.model
@@ -190,6 +197,11 @@ class Gateway:
             attempt.status, attempt.error = "error", _describe(exc)
             self._record(call.finish(None, Usage(), error=exc))
             raise
+        except Exception as exc:  # a bug (a provider's or ours): recorded, answered as a 500
+            error = _internal(exc, trace_id)
+            attempt.status, attempt.error = "error", _describe(error)
+            self._record(call.finish(None, Usage(), error=error))
+            raise error from exc
         call.model = result.model
         self._record(call.finish(None, result.usage))
         return result
@@ -354,6 +366,13 @@ def _embedding_attempt(call: _Call, state: DeploymentState) -> Span:
         model=dep.model,
         provider=dep.provider,
         deployment=dep.label,
+    )
+
+
+def _internal(exc: Exception, trace_id: str) -> APIError:
+    log.exception("the gateway failed on a request (trace %s)", trace_id)
+    return APIError(
+        f"The gateway failed on this request ({type(exc).__name__}); trace {trace_id} records it"
     )
 
 

@@ -140,8 +140,11 @@ def _check(name: str, start_ns: int, end_ns: int) -> str | None:
         return "name is missing or empty"
     if start_ns <= 0:
         return "startTimeUnixNano is missing"
-    if start_ns // 1000 > now_us() + MAX_FUTURE_US:
+    latest = now_us() + MAX_FUTURE_US
+    if start_ns // 1000 > latest:
         return f"startTimeUnixNano ({start_ns}) is more than a day in the future"
+    if end_ns // 1000 > latest:
+        return f"endTimeUnixNano ({end_ns}) is more than a day in the future"
     if end_ns and end_ns < start_ns:
         return f"endTimeUnixNano ({end_ns}) is before startTimeUnixNano ({start_ns})"
     return None

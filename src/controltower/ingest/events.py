@@ -21,7 +21,7 @@ from controltower.domain import (
     new_trace_id,
     now_us,
 )
-from controltower.domain.trace import INT64_MAX, MAX_FUTURE_US, trace_of
+from controltower.domain.trace import INT64_MAX, MAX_FUTURE_US, MAX_TOKENS, trace_of
 
 _SPAN_KINDS: tuple[SpanKind, ...] = (
     "generation",
@@ -142,20 +142,26 @@ def _trace_update(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _score(body: dict[str, Any]) -> Score:
+    # scores are written as they come (the trace writer's normalising is for traces): each
+    # text must be storable as it is, and a number finite
     value = body.get("value")
     if value is None or not isinstance(value, int | float | str):
         raise _Invalid("`body.value` is required: a number, true/false or a category string")
-    score_id = _text(body, "id") or new_trace_id()
+    if isinstance(value, str):
+        _no_nul(value, "value")
+    elif not isinstance(value, bool) and _finite(value) is None:
+        raise _Invalid(f"`body.value` must be a finite number, got {_shown(value)}")
+    score_id = _no_nul(_text(body, "id"), "id") or new_trace_id()
     return Score(
         id=score_id,
         trace_id=_hex(body, "trace_id", 32, required=True) or "",
-        name=_name(body),
+        name=_no_nul(_name(body), "name") or "",
         value=value if isinstance(value, bool | str) else float(value),
         created_us=_int(body, "created_us") or now_us(),
         span_id=_hex(body, "span_id", 16),
         source=_choice(body, "source", SCORE_SOURCES, "api"),
-        comment=_text(body, "comment"),
-        author=_text(body, "author"),
+        comment=_no_nul(_text(body, "comment"), "comment"),
+        author=_no_nul(_text(body, "author"), "author"),
     )
 
 
@@ -220,6 +226,13 @@ def _name(body: dict[str, Any]) -> str:
     return name
 
 
+def _no_nul(value: str | None, key: str) -> str | None:
+    # the fields stored as they are (scores are not normalised like traces): no NUL
+    if value is not None and "\x00" in value:
+        raise _Invalid(f"`body.{key}` must not contain a NUL character")
+    return value
+
+
 def _text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None or isinstance(value, str):
@@ -227,16 +240,23 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     raise _Invalid(f"`body.{key}` must be a string or null, got {type(value).__name__}")
 
 
-def _int(body: dict[str, Any], key: str, required: bool = False, where: str = "body") -> int | None:
+def _int(
+    body: dict[str, Any],
+    key: str,
+    required: bool = False,
+    where: str = "body",
+    most: int = INT64_MAX,
+) -> int | None:
     value = body.get(key)
     if value is None and not required:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most:
         if key in _TIME_KEYS and value > now_us() + MAX_FUTURE_US:
             raise _Invalid(f"`{where}.{key}` ({value}) is more than a day in the future")
         return value
     need = "is required and must be" if required else "must be"
-    raise _Invalid(f"`{where}.{key}` {need} a whole number from 0 to 2^63-1, got {_shown(value)}")
+    bound = "2^63-1" if most == INT64_MAX else f"{most:,}"
+    raise _Invalid(f"`{where}.{key}` {need} a whole number from 0 to {bound}, got {_shown(value)}")
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:
@@ -291,7 +311,7 @@ def _usage(value: Any) -> Usage:
         return Usage()
     if not isinstance(value, dict):
         raise _Invalid(f"`body.usage` must be an object, got {type(value).__name__}")
-    counts = [_int(value, key, where="body.usage") for key in _USAGE_KEYS]
+    counts = [_int(value, key, where="body.usage", most=MAX_TOKENS) for key in _USAGE_KEYS]
     return Usage(*counts)
 
 

@@ -184,9 +184,9 @@ def _status(value: Any) -> tuple[int, str]:
         raise _Invalid("status must be an object")
     code = value.get("code", 0)
     if isinstance(code, str):
-        code = _STATUS_CODES.get(code, int(code) if code.isdigit() else -1)
+        code = _STATUS_CODES.get(code, int(code) if code.isascii() and code.isdigit() else -1)
     if code not in (0, 1, 2):
-        raise _Invalid(f"status.code must be 0, 1 or 2, got {value.get('code')!r}")
+        raise _Invalid(f"status.code must be 0, 1 or 2, got {_shown(value.get('code'))}")
     message = value.get("message") or ""
     return code, message if isinstance(message, str) else str(message)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controltower.domain import Span, SpanKind
-from controltower.domain.trace import INT64_MAX
+from controltower.domain.trace import INT64_MAX, MAX_TOKENS
 from controltower.ingest import messages as msg
 
 # (name, time in µs since the epoch, attributes) of one span event
@@ -467,7 +467,7 @@ def _count(value: Any) -> int | None:
             value = int(float(value))
         except (TypeError, ValueError, OverflowError):  # "abc", "1e999"
             return None
-    return value if 0 <= value <= INT64_MAX else None
+    return value if 0 <= value <= MAX_TOKENS else None
 
 
 def _number(value: Any) -> float | None:

@@ -36,6 +36,7 @@ from controltower.ingest import (
     status_body,
 )
 from controltower.server.asgi import read_body
+from controltower.store.traces import is_outage
 from controltower.tracing import ObservabilityStore, TraceWriter
 
 log = logging.getLogger("controltower.server")
@@ -119,9 +120,9 @@ def ingest_routes(
         if result.scores:
             try:
                 await run_in_threadpool(store.write_scores, result.scores)
-            except Exception as exc:  # the store may be down: the client retries the batch
+            except Exception as exc:
                 log.warning("writing %d scores failed: %s", len(result.scores), exc)
-                return _api_error(_queue_full("The store could not take the scores"))
+                return _api_error(_scores_failed(exc))
         return _ingest_answer(result)
 
     async def otlp_traces(request: Request) -> Response:
@@ -280,6 +281,21 @@ def _ingest_answer(result: IngestResult) -> Response:
     )
     body = {**orjson.loads(error.body()), **payload}
     return Response(orjson.dumps(body), 400, media_type=_JSON)
+
+
+def _scores_failed(exc: Exception) -> APIError:
+    """The answer when the batch's spans were queued but its scores not stored: 503 while
+    the store is down (spans merge, and scores with an `id`, as the SDK's, replace: sending
+    the batch again duplicates nothing), else 400."""
+    if is_outage(exc):
+        return QueueFull(
+            "The store could not take the scores (its spans were queued): send the batch "
+            f"again after {_RETRY_AFTER_S} s",
+            retry_after=_RETRY_AFTER_S,
+        )
+    return InvalidRequest(
+        f"The store refused the scores of the batch ({type(exc).__name__}); its spans were queued"
+    )
 
 
 def _queue_full(reason: str = "The trace queue is full") -> QueueFull:

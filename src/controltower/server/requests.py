@@ -126,7 +126,44 @@ def check_chat(body: dict[str, Any]) -> None:
                 f"`messages[{i}].content` must be a string or an array of content parts",
                 param=f"messages[{i}].content",
             )
+        if isinstance(content, list):
+            _check_parts(content, f"messages[{i}].content")
+        _check_message_fields(message, f"messages[{i}]")
     check_parameters(body, CHAT_PARAMETERS)
+
+
+def _check_parts(parts: list[Any], where: str) -> None:
+    for j, part in enumerate(parts):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InvalidRequest(
+                f"`{where}[{j}]` must be an object with a string `type`", param=f"{where}[{j}]"
+            )
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise InvalidRequest(
+                f"`{where}[{j}].text` must be a string", param=f"{where}[{j}].text"
+            )
+
+
+def _check_message_fields(message: dict[str, Any], where: str) -> None:
+    for key in ("name", "tool_call_id"):
+        if message.get(key) is not None and not isinstance(message[key], str):
+            raise InvalidRequest(f"`{where}.{key}` must be a string", param=f"{where}.{key}")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"`{where}.tool_calls` must be an array", param=f"{where}.tool_calls")
+    for k, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        ok = isinstance(function, dict) and isinstance(function.get("name"), str)
+        if ok and function is not None:
+            ok = isinstance(function.get("arguments", ""), str)
+        if not ok:
+            raise InvalidRequest(
+                f"`{where}.tool_calls[{k}]` must be an object with a `function` holding a "
+                "string `name` and string `arguments`",
+                param=f"{where}.tool_calls[{k}]",
+            )
 
 
 def check_embeddings(body: dict[str, Any]) -> None:

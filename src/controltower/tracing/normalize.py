@@ -3,9 +3,11 @@
 The edges (the gateway, `/api/ingest`, OTLP) validate what they can and answer per span;
 what still arrives here is made to fit every store: NUL characters and lone surrogates
 become U+FFFD, JSON nested deeper than `MAX_DEPTH` is cut, payloads over
-`MAX_PAYLOAD_BYTES` become a marked preview, integers fit a 64-bit column, and costs that
-are not finite and non-negative are dropped. A value that needs none of this costs one
-`orjson.dumps` (for JSON) or two string scans (for text).
+`MAX_PAYLOAD_BYTES` (metadata over `MAX_METADATA_BYTES`) become a marked preview, tags
+beyond `MAX_TAGS` are dropped, integers fit a 64-bit column, token counts above
+`MAX_TOKENS` (so that no sum of them overflows) and costs that are not finite and
+non-negative are dropped. A value that needs none of this costs one `orjson.dumps` (for
+JSON) and a count of its brackets, or two string scans (for text).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Any
 import orjson
 
 from controltower.domain import Span, Trace, TraceRecord, Usage
-from controltower.domain.trace import INT64_MAX
+from controltower.domain.trace import INT64_MAX, MAX_TOKENS
 
 INT64_MIN = -(2**63)
 MAX_DEPTH = 64  # JSON nesting kept; deeper values are replaced by a marker
-MAX_PAYLOAD_BYTES = 1024 * 1024  # per JSON field (input, output, metadata …) as stored
+MAX_PAYLOAD_BYTES = 1024 * 1024  # per JSON field (input, output, parameters …) as stored
+MAX_METADATA_BYTES = 32 * 1024  # a trace's metadata: it is shown in every list of traces
+MAX_TAGS = 100  # of a trace, each at most MAX_TAG_CHARS long
+MAX_TAG_CHARS = 200
 MAX_TEXT_CHARS = 64 * 1024  # per plain text field (names, ids, errors …)
 PREVIEW_CHARS = 16 * 1024  # what is kept of a payload over the cap
 TRUNCATED_KEY = "controltower.truncated"  # span attribute / trace metadata: the fields cut
@@ -35,6 +40,7 @@ REPLACEMENT = "\ufffd"
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 _DEEP = f"[nested deeper than {MAX_DEPTH} levels]"
 _JSON_FIELDS = frozenset({"input", "output", "metadata", "tags", "parameters", "attributes"})
+_LIMITS = {"metadata": MAX_METADATA_BYTES}
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxstring = 12, 200, 200, 10_000
 _REPR.maxother = 10_000
@@ -123,15 +129,7 @@ def _normalize(item: Trace | Span) -> bool:
     layout = _LAYOUTS[type(item)]
     if _fine(item, layout):
         return False
-    changed = False
-    cut: list[str] = []
-    for name in layout.json:
-        value = getattr(item, name)
-        new, was_cut = _payload(value)
-        if was_cut:
-            cut.append(name)
-            new = _shaped_like(value, new)
-        changed = _set(item, name, value, new) or changed
+    changed, cut = _normalize_json(item, layout)
     for name in layout.text:
         value = getattr(item, name)
         if value is not None:
@@ -152,13 +150,33 @@ def _normalize(item: Trace | Span) -> bool:
     return changed or bool(cut)
 
 
+def _normalize_json(item: Trace | Span, layout: _Layout) -> tuple[bool, list[str]]:
+    """Make the JSON fields storable; (whether any changed, the fields cut for size)."""
+    changed = False
+    cut: list[str] = []
+    for name in layout.json:
+        value = getattr(item, name)
+        if name == "tags":
+            new, was_cut = _tags(value)
+        else:
+            new, was_cut = _payload(value, _LIMITS.get(name, MAX_PAYLOAD_BYTES))
+            if was_cut:
+                new = _shaped_like(value, new)
+        if was_cut:
+            cut.append(name)
+        changed = _set(item, name, value, new) or changed
+    return changed, cut
+
+
 def _fine(item: Trace | Span, layout: _Layout) -> bool:
     """Whether every field is storable as it is: the fast path of well-formed records."""
     try:
         dumped = orjson.dumps(tuple(getattr(item, name) for name in layout.json))
     except (TypeError, orjson.JSONEncodeError):
         return False
-    if len(dumped) > MAX_PAYLOAD_BYTES or b"\\u0000" in dumped:
+    if len(dumped) > MAX_PAYLOAD_BYTES or b"\\u0000" in dumped or _deep(dumped, 1):
+        return False
+    if isinstance(item, Trace) and not _small_labels(item):
         return False
     for name in layout.text:
         value = getattr(item, name)
@@ -209,10 +227,10 @@ def _cost(value: Any) -> float | None:
 
 def _usage_fine(usage: Usage) -> bool:
     for value in (usage.input_tokens, usage.output_tokens, usage.cached_tokens):
-        if value is not None and (type(value) is not int or not 0 <= value <= INT64_MAX):
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
             return False
     value = usage.reasoning_tokens
-    return value is None or (type(value) is int and 0 <= value <= INT64_MAX)
+    return value is None or (type(value) is int and 0 <= value <= MAX_TOKENS)
 
 
 def _normalize_usage(usage: Usage) -> bool:
@@ -221,14 +239,14 @@ def _normalize_usage(usage: Usage) -> bool:
         value = getattr(usage, f.name)
         if value is None:
             continue
-        good = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
+        good = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS
         if not good:
             setattr(usage, f.name, None)
             changed = True
     return changed
 
 
-def _payload(value: Any) -> tuple[Any, bool]:
+def _payload(value: Any, limit: int = MAX_PAYLOAD_BYTES) -> tuple[Any, bool]:
     """(a storable JSON value, whether it was cut to a preview for its size)."""
     if value is None:
         return value, False
@@ -238,12 +256,54 @@ def _payload(value: Any) -> tuple[Any, bool]:
         value = clean_json(value)
         dumped = orjson.dumps(value, default=_safe_str)
     else:
-        if b"\\u0000" in dumped:
+        if b"\\u0000" in dumped or _deep(dumped, 0):
             value = clean_json(value)
-    if len(dumped) <= MAX_PAYLOAD_BYTES:
+            dumped = orjson.dumps(value, default=_safe_str)
+    if len(dumped) <= limit:
         return value, False
     preview = dumped[:PREVIEW_CHARS].decode("utf-8", "ignore")
     return clean_text(f"{preview}… [{len(dumped)} bytes, cut to {PREVIEW_CHARS}]"), True
+
+
+def _deep(dumped: bytes, wrapped: int) -> bool:
+    """Whether JSON text (of values inside `wrapped` levels of their own) may nest deeper
+    than MAX_DEPTH: never when it has fewer brackets than that, else by a walk of it."""
+    opened = dumped.count(b"[") + dumped.count(b"{")
+    if opened - wrapped <= MAX_DEPTH:
+        return False
+    depth = top = 0
+    in_string = escaped = False
+    for byte in dumped:  # slow, but only for values with many brackets
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            top = max(top, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return top - wrapped > MAX_DEPTH
+
+
+def _small_labels(trace: Trace) -> bool:
+    tags = trace.tags
+    if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG_CHARS for tag in tags):
+        return False
+    metadata = trace.metadata
+    return not metadata or len(orjson.dumps(metadata)) <= MAX_METADATA_BYTES
+
+
+def _tags(value: Any) -> tuple[Any, bool]:
+    if not isinstance(value, list | tuple):
+        return value, False
+    kept = [clean_text(t if isinstance(t, str) else _safe_str(t), MAX_TAG_CHARS) for t in value]
+    return kept[:MAX_TAGS], len(kept) > MAX_TAGS
 
 
 def _shaped_like(original: Any, preview: str) -> Any:

@@ -209,18 +209,23 @@ class TraceWriter:
         self.stats.dead_lettered += 1
 
     def _prepare(self, record: TraceRecord) -> None:
+        # settle (a stream's deferred decoding), make every value storable, then price and
+        # total what is left: totals of normalised counts cannot overflow a column
         try:
             record.settle()
-            if self._enrich is not None:
-                self._enrich(record)
-            record.roll_up()
         except Exception:
-            log.exception("enriching trace %s failed; writing it as it is", record.trace.id)
+            log.exception("settling trace %s failed; writing it as it is", record.trace.id)
         try:
             if normalize_record(record):
                 self.stats.normalized += 1
         except Exception:  # what still fails is found by the store and set aside
             log.exception("normalising trace %s failed", record.trace.id)
+        try:
+            if self._enrich is not None:
+                self._enrich(record)
+            record.roll_up()
+        except Exception:
+            log.exception("enriching trace %s failed; writing it as it is", record.trace.id)
 
     def _report_drops(self) -> None:
         dropped = self.stats.dropped
