@@ -11,6 +11,7 @@ MAX_FUTURE_US = 86_400_000_000  # times further ahead than a day are refused at 
 # token counts of one call above this are refused at the edges (no model comes near): so
 # that the totals of traces, sessions and users can never overflow a 64-bit column
 MAX_TOKENS = 10**12
+MAX_COST = 1e9  # USD of one call, for the same reason: sums of costs stay finite
 SpanKind = Literal["generation", "span", "tool", "retrieval", "embedding", "guardrail", "event"]
 Status = Literal["ok", "error"]
 

@@ -102,6 +102,8 @@ class Assembler:
         """Map and keep one span whose ids are valid; the reason when it is not kept."""
         start_ns, end_ns = times_ns
         problem = _check(name, start_ns, end_ns)
+        if problem is None and status[0] not in (0, 1, 2):
+            problem = f"status.code must be 0, 1 or 2, got {status[0]}"
         if problem is not None:
             return problem
         trace_id, span_id, parent_id = ids

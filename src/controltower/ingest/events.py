@@ -21,7 +21,7 @@ from controltower.domain import (
     new_trace_id,
     now_us,
 )
-from controltower.domain.trace import INT64_MAX, MAX_FUTURE_US, MAX_TOKENS, trace_of
+from controltower.domain.trace import INT64_MAX, MAX_COST, MAX_FUTURE_US, MAX_TOKENS, trace_of
 
 _SPAN_KINDS: tuple[SpanKind, ...] = (
     "generation",
@@ -265,9 +265,11 @@ def _number(body: dict[str, Any], key: str) -> float | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = _finite(value)
-        if number is not None and number >= 0:
+        if number is not None and 0 <= number <= MAX_COST:
             return number
-    raise _Invalid(f"`body.{key}` must be a finite number >= 0 or null, got {_shown(value)}")
+    raise _Invalid(
+        f"`body.{key}` must be a number from 0 to {MAX_COST:.0e} or null, got {_shown(value)}"
+    )
 
 
 def _finite(value: int | float) -> float | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controltower.domain import Span, SpanKind
-from controltower.domain.trace import INT64_MAX, MAX_TOKENS
+from controltower.domain.trace import INT64_MAX, MAX_COST, MAX_TOKENS
 from controltower.ingest import messages as msg
 
 # (name, time in µs since the epoch, attributes) of one span event
@@ -345,7 +345,7 @@ def _usage(span: Span, found: dict[str, Any], rest: dict[str, Any]) -> None:
     cost = found.get("cost")
     if cost is not None:
         number = _number(cost)
-        span.cost = number if number is not None and number >= 0 else None
+        span.cost = number if number is not None and 0 <= number <= MAX_COST else None
     ttft = _number(found.get("ttft_s"))
     if ttft is not None and 0 <= ttft * 1_000_000 <= INT64_MAX:
         span.ttft_us = round(ttft * 1_000_000)

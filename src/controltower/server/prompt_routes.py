@@ -387,7 +387,10 @@ def content_from_body(name: str, body: dict[str, Any]) -> tuple[PromptContent, s
     source = _text(body, "source", MAX_BODY)
     fields = {key: body[key] for key in _CONTENT_KEYS if key in body}
     if fields:
-        text = orjson.dumps({"name": name, **fields}, option=orjson.OPT_INDENT_2).decode()
+        try:
+            text = orjson.dumps({"name": name, **fields}, option=orjson.OPT_INDENT_2).decode()
+        except orjson.JSONEncodeError as exc:  # nested deeper than any prompt needs
+            raise InvalidRequest(f"The prompt's fields cannot be stored: {exc}") from None
     elif source is not None:
         text = source
     else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from controltower.store.serialize import json_dumps
+from controltower.store.serialize import json_dumps, json_loads
 
 PREVIEW_CHARS = 500  # a payload whose compact JSON is longer is shown as a preview
 # read by the SQL store: more than any text form of a value PREVIEW_CHARS long in compact
@@ -34,7 +34,7 @@ def preview_from_prefix(prefix: str | None) -> Any:
     if prefix is None:
         return None
     if len(prefix) < SCAN_CHARS:  # the whole value
-        return list_preview(orjson.loads(prefix))
+        return list_preview(json_loads(prefix))
     return _cut(prefix)
 
 

@@ -11,6 +11,7 @@ import orjson
 
 from controltower.domain.score import Score
 from controltower.domain.trace import Span, Trace, TraceRecord, Usage
+from controltower.tracing.normalize import clean_json, too_deep
 
 Row = dict[str, Any]
 
@@ -23,9 +24,15 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
 
 
-def json_loads(text: str | bytes) -> Any:
-    """Decode a JSON column value."""
-    return orjson.loads(text)
+def json_loads(text: str | bytes | float) -> Any:
+    """Decode a JSON column value; nesting deeper than the writer keeps (a row written
+    before it cut such values) is cut here, so that every answer can be encoded again."""
+    if isinstance(text, int | float):  # SQLite hands a bare JSON number back as a number
+        return text
+    value = orjson.loads(text)
+    if too_deep(text):
+        value = clean_json(value)
+    return value
 
 
 def record_to_rows(record: TraceRecord) -> tuple[Row, list[Row]]:

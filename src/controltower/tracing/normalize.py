@@ -5,8 +5,8 @@ what still arrives here is made to fit every store: NUL characters and lone surr
 become U+FFFD, JSON nested deeper than `MAX_DEPTH` is cut, payloads over
 `MAX_PAYLOAD_BYTES` (metadata over `MAX_METADATA_BYTES`) become a marked preview, tags
 beyond `MAX_TAGS` are dropped, integers fit a 64-bit column, token counts above
-`MAX_TOKENS` (so that no sum of them overflows) and costs that are not finite and
-non-negative are dropped. A value that needs none of this costs one `orjson.dumps` (for
+`MAX_TOKENS` and costs above `MAX_COST` (so that no sum of them overflows) or not finite
+and non-negative are dropped. A value that needs none of this costs one `orjson.dumps` (for
 JSON) and a count of its brackets, or two string scans (for text).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from controltower.domain import Span, Trace, TraceRecord, Usage
-from controltower.domain.trace import INT64_MAX, MAX_TOKENS
+from controltower.domain.trace import INT64_MAX, MAX_COST, MAX_TOKENS
 
 INT64_MIN = -(2**63)
 MAX_DEPTH = 64  # JSON nesting kept; deeper values are replaced by a marker
@@ -222,7 +222,7 @@ def _cost(value: Any) -> float | None:
         number = float(value)
     except OverflowError:
         return None
-    return number if math.isfinite(number) and number >= 0 else None
+    return number if math.isfinite(number) and 0 <= number <= MAX_COST else None
 
 
 def _usage_fine(usage: Usage) -> bool:
@@ -263,6 +263,11 @@ def _payload(value: Any, limit: int = MAX_PAYLOAD_BYTES) -> tuple[Any, bool]:
         return value, False
     preview = dumped[:PREVIEW_CHARS].decode("utf-8", "ignore")
     return clean_text(f"{preview}… [{len(dumped)} bytes, cut to {PREVIEW_CHARS}]"), True
+
+
+def too_deep(text: str | bytes) -> bool:
+    """Whether a JSON text nests deeper than MAX_DEPTH (cheap unless it has many brackets)."""
+    return _deep(text.encode() if isinstance(text, str) else text, 0)
 
 
 def _deep(dumped: bytes, wrapped: int) -> bool:
