@@ -267,7 +267,11 @@ def _payload(value: Any, limit: int = MAX_PAYLOAD_BYTES) -> tuple[Any, bool]:
 
 def too_deep(text: str | bytes) -> bool:
     """Whether a JSON text nests deeper than MAX_DEPTH (cheap unless it has many brackets)."""
-    return _deep(text.encode() if isinstance(text, str) else text, 0)
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= MAX_DEPTH:  # the common case: no encoding
+            return False
+        text = text.encode()
+    return _deep(text, 0)
 
 
 def _deep(dumped: bytes, wrapped: int) -> bool:
