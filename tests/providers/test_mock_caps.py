@@ -134,3 +134,20 @@ def test_a_huge_echo_through_the_gateway_stays_small(demo: RunningGateway) -> No
     answer = httpx.post(f"{demo.base_url}/chat/completions", json=body, timeout=30)
     assert answer.status_code == 200
     assert len(answer.content) < MAX_CHOICES * (MAX_REPLY_CHARS + 500)
+
+
+def test_a_stream_of_n_choices_streams_each_and_the_trace_keeps_them(
+    demo: RunningGateway,
+) -> None:
+    client = demo.client()
+    stream = client.chat.completions.with_raw_response.create(
+        model="demo", messages=[{"role": "user", "content": "one two"}], n=3, stream=True
+    )
+    texts: dict[int, str] = {}
+    for chunk in stream.parse():
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert texts == {0: "one two", 1: "one two", 2: "one two"}
+    trace = demo.trace(stream.headers["x-controltower-trace-id"])
+    output = trace["output"]
+    assert isinstance(output, list) and len(output) == 3

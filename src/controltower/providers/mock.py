@@ -65,7 +65,7 @@ class MockProvider:
         reply = _Reply(self._reply(request.body), max_tokens)
         usage = Usage(input_tokens=_count_tokens(request.body), output_tokens=reply.tokens)
         if request.stream:
-            return await self._stream(request, reply, usage, cut=failure == "cut")
+            return await self._stream(request, reply, usage, n, cut=failure == "cut")
         if failure == "cut":
             raise UpstreamError(f"{self.label} broke off its answer (mock failure 'cut')")
         if self.options.ttft_ms or self.options.token_ms:
@@ -175,17 +175,23 @@ class MockProvider:
         return "Hello from the controltower mock model."
 
     async def _stream(
-        self, request: ChatRequest, reply: _Reply, usage: Usage, cut: bool
+        self, request: ChatRequest, reply: _Reply, usage: Usage, n: int, cut: bool
     ) -> ChatStream:
         if self.options.ttft_ms:
             await asyncio.sleep(self.options.ttft_ms / 1000)
         summary = StreamSummary()
-        events = self._events(reply, usage, request.client_wants_usage, summary, cut)
+        events = self._events(reply, usage, request.client_wants_usage, summary, n, cut)
         first = await anext(events)
         return ChatStream(_prepend(first, events), summary)
 
     async def _events(
-        self, reply: _Reply, usage: Usage, wants_usage: bool, summary: StreamSummary, cut: bool
+        self,
+        reply: _Reply,
+        usage: Usage,
+        wants_usage: bool,
+        summary: StreamSummary,
+        n: int,
+        cut: bool,
     ) -> AsyncIterator[bytes]:
         base = {
             "id": _id(),
@@ -202,9 +208,10 @@ class MockProvider:
                 raise UpstreamError(f"{self.label} broke off its stream (mock failure 'cut')")
             if self.options.token_ms and 1 < i < len(chunks) - 1:
                 await asyncio.sleep(self.options.token_ms / 1000)
-            chunk = {**base, "choices": [choice]}
-            summary.add(chunk)
-            yield sse_event(orjson.dumps(chunk))
+            for index in range(n):  # one chunk per choice, as OpenAI interleaves them
+                chunk = {**base, "choices": [{**choice, "index": index}]}
+                summary.add(chunk)
+                yield sse_event(orjson.dumps(chunk))
         summary.usage = usage
         if wants_usage:
             yield sse_event(orjson.dumps({**base, "choices": [], "usage": _usage_json(usage)}))
