@@ -23,6 +23,7 @@ from controltower.prompts import (
     pull_dir,
     push_dir,
 )
+from controltower.prompts.content import version_number, version_or_label
 
 CONFIG_HELP = "YAML config file (its database_url is where prompts are stored)"
 _config_option = click.option("--config", "-c", type=click.Path(dir_okay=False), help=CONFIG_HELP)
@@ -156,9 +157,10 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     """NAME, NAME@LABEL or NAME#VERSION as (name, version, label)."""
     if "#" in ref:
         name, _, number = ref.partition("#")
-        if not number.isdigit():
+        version = version_number(number)
+        if version is None:
             raise InvalidRequest(f"{ref!r}: write NAME#VERSION with a version number")
-        return name, int(number), None
+        return name, version, None
     name, _, label = ref.partition("@")
     return name, None, label or None
 
@@ -195,9 +197,8 @@ def show(ref: str, as_json: bool, config: str | None, database_url: str | None) 
 
 
 def _resolve(store: PromptStore, name: str, ref: str) -> PromptVersion:
-    if ref.isdigit():
-        return store.get_version(name, version=int(ref))
-    return store.get_version(name, label=ref.lstrip("@"))
+    version, label = version_or_label(ref, "ref")
+    return store.get_version(name, version=version, label=label)
 
 
 @prompts.command()

@@ -16,7 +16,7 @@ from controltower.domain.prompt import LATEST, PromptLabel, PromptVersion
 from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.gateway.caller import Caller
 from controltower.prompts import PromptRenderer, PromptStore, RenderedPrompt
-from controltower.prompts.content import pick_version, sticky_key
+from controltower.prompts.content import pick_version, sticky_key, version_number
 from controltower.tracing.periodic import PeriodicWorker
 
 log = logging.getLogger("controltower.gateway")
@@ -202,9 +202,10 @@ def parse_reference(reference: str) -> tuple[str, str | None, int | None]:
         if not name:
             raise _bad_reference(reference)
         return name, None, None
-    if not name or not number.isdigit() or int(number) < 1:
+    version = version_number(number)
+    if not name or version is None:
         raise _bad_reference(reference)
-    return name, None, int(number)
+    return name, None, version
 
 
 def _bad_reference(reference: str) -> InvalidRequest:

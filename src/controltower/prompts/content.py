@@ -212,12 +212,22 @@ def diff_versions(a: PromptVersion, b: PromptVersion) -> VersionDiff:
     return VersionDiff("".join(template), "".join(config))
 
 
+def version_number(raw: str) -> int | None:
+    """The version a text names (ASCII digits, 1 to 2^63-1), or None: no other text (`²`,
+    `0`, a 5,000-digit number) names a version a store could hold."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    number = int(raw)
+    return number if 0 < number < 2**63 else None
+
+
 def version_or_label(ref: str, param: str) -> tuple[int | None, str | None]:
     """(version, label) of a reference to one version of a known prompt: `3` or `#3` is a
     version number, `production` or `@production` a label."""
     ref = ref.strip().lstrip("#@")
-    if ref.isdigit():
-        return int(ref), None
+    number = version_number(ref)
+    if number is not None:
+        return number, None
     if not ref:
         raise InvalidRequest(f"`{param}` must be a version number or a label", param=param)
     return None, ref

@@ -24,7 +24,7 @@ from controltower.domain.prompt import (
     SplitArm,
 )
 from controltower.errors import ConfigError, InvalidRequest, NotFound, RequestTooLarge
-from controltower.prompts.content import content_difference, label_serves
+from controltower.prompts.content import content_difference, label_serves, version_number
 from controltower.prompts.files import parse_prompt
 from controltower.prompts.metrics import MetricsWindow, VersionMetrics
 from controltower.prompts.render import PromptRenderer
@@ -164,7 +164,7 @@ class PromptRoutes:
           404: {description: No such prompt or version}
         """
         name, raw = request.path_params["name"], request.path_params["version"]
-        number = _version_number(raw)
+        number = version_number(raw)
         if number is None:
             raise NotFound(f"prompt `{name}` has no version {raw[:40]!r}", param="version")
         found = await run_in_threadpool(lambda: self.store.get_version(name, version=number))
@@ -349,14 +349,6 @@ class PromptRoutes:
             for v in versions
         ]
         return json_response({"name": name, "data": data})
-
-
-def _version_number(raw: str) -> int | None:
-    # a version is a positive 64-bit number: anything else names no version (never a 500)
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        return None
-    number = int(raw)
-    return number if 0 < number < 2**63 else None
 
 
 def _time_param(raw: str | None, param: str, now: int) -> int | None:
