@@ -22,6 +22,8 @@ from controltower.domain import (
     now_us,
 )
 from controltower.domain.trace import INT64_MAX, MAX_COST, MAX_FUTURE_US, MAX_TOKENS, trace_of
+from controltower.ingest.values import shown
+from controltower.tracing.normalize import storable_cost
 
 _SPAN_KINDS: tuple[SpanKind, ...] = (
     "generation",
@@ -150,7 +152,7 @@ def _score(body: dict[str, Any]) -> Score:
     if isinstance(value, str):
         _no_nul(value, "value")
     elif not isinstance(value, bool) and _finite(value) is None:
-        raise _Invalid(f"`body.value` must be a finite number, got {_shown(value)}")
+        raise _Invalid(f"`body.value` must be a finite number, got {shown(value)}")
     score_id = _no_nul(_text(body, "id"), "id") or new_trace_id()
     return Score(
         id=score_id,
@@ -256,19 +258,18 @@ def _int(
         return value
     need = "is required and must be" if required else "must be"
     bound = "2^63-1" if most == INT64_MAX else f"{most:,}"
-    raise _Invalid(f"`{where}.{key}` {need} a whole number from 0 to {bound}, got {_shown(value)}")
+    raise _Invalid(f"`{where}.{key}` {need} a whole number from 0 to {bound}, got {shown(value)}")
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = _finite(value)
-        if number is not None and 0 <= number <= MAX_COST:
-            return number
+    number = storable_cost(value)
+    if number is not None:
+        return number
     raise _Invalid(
-        f"`body.{key}` must be a number from 0 to {MAX_COST:.0e} or null, got {_shown(value)}"
+        f"`body.{key}` must be a number from 0 to {MAX_COST:.0e} or null, got {shown(value)}"
     )
 
 
@@ -278,15 +279,6 @@ def _finite(value: int | float) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
-        return f"an integer of {value.bit_length()} bits"
-    try:
-        return f"{value!r:.80}"
-    except ValueError:  # a repr that cannot be made (e.g. over Python's digit limit)
-        return type(value).__name__
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from controltower.ingest.assemble import (
     resource_from,
 )
 from controltower.ingest.semconv import SpanEvent
+from controltower.ingest.values import shown
 
 _HEX = "0123456789abcdefABCDEF"
 _STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
@@ -164,17 +165,8 @@ def _nanos(value: Any, name: str) -> int:
         return nanos
     raise _Invalid(
         f"{name} must be a whole number of nanoseconds since 1970 (or a decimal string), "
-        f"got {_shown(value)}"
+        f"got {shown(value)}"
     )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    try:
-        return f"{value!r:.80}"
-    except ValueError:  # over Python's digit limit for int → str
-        return type(value).__name__
 
 
 def _status(value: Any) -> tuple[int, str]:
@@ -186,7 +178,7 @@ def _status(value: Any) -> tuple[int, str]:
     if isinstance(code, str):
         code = _STATUS_CODES.get(code, int(code) if code.isascii() and code.isdigit() else -1)
     if code not in (0, 1, 2):
-        raise _Invalid(f"status.code must be 0, 1 or 2, got {_shown(value.get('code'))}")
+        raise _Invalid(f"status.code must be 0, 1 or 2, got {shown(value.get('code'))}")
     message = value.get("message") or ""
     return code, message if isinstance(message, str) else str(message)
 
@@ -243,7 +235,7 @@ def _int(value: Any) -> int:
             value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
-    raise _Invalid(f"intValue must be a 64-bit integer or a decimal string, got {_shown(value)}")
+    raise _Invalid(f"intValue must be a 64-bit integer or a decimal string, got {shown(value)}")
 
 
 def _double(value: Any) -> float:

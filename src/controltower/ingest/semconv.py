@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controltower.domain import Span, SpanKind
-from controltower.domain.trace import INT64_MAX, MAX_COST, MAX_TOKENS
+from controltower.domain.trace import INT64_MAX, MAX_TOKENS
 from controltower.ingest import messages as msg
+from controltower.tracing.normalize import storable_cost
 
 # (name, time in µs since the epoch, attributes) of one span event
 SpanEvent = tuple[str, int, dict[str, Any]]
@@ -344,8 +345,7 @@ def _usage(span: Span, found: dict[str, Any], rest: dict[str, Any]) -> None:
         rest["total_tokens"] = total  # a total alone cannot be split into input and output
     cost = found.get("cost")
     if cost is not None:
-        number = _number(cost)
-        span.cost = number if number is not None and 0 <= number <= MAX_COST else None
+        span.cost = storable_cost(_number(cost))
     ttft = _number(found.get("ttft_s"))
     if ttft is not None and 0 <= ttft * 1_000_000 <= INT64_MAX:
         span.ttft_us = round(ttft * 1_000_000)

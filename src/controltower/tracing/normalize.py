@@ -142,7 +142,7 @@ def _normalize(item: Trace | Span) -> bool:
     for name in layout.costs:
         value = getattr(item, name)
         if value is not None:
-            changed = _set(item, name, value, _cost(value)) or changed
+            changed = _set(item, name, value, storable_cost(value)) or changed
     for name in layout.usage:
         changed = _normalize_usage(getattr(item, name)) or changed
     if cut:
@@ -193,7 +193,7 @@ def _fine(item: Trace | Span, layout: _Layout) -> bool:
             return False
     for name in layout.costs:
         value = getattr(item, name)
-        if value is not None and _cost(value) != value:
+        if value is not None and storable_cost(value) != value:
             return False
     return all(_usage_fine(getattr(item, name)) for name in layout.usage)
 
@@ -215,7 +215,8 @@ def _int(value: Any, is_time: bool) -> int | None:
     return int(min(max(value, 0 if is_time else INT64_MIN), INT64_MAX))
 
 
-def _cost(value: Any) -> float | None:
+def storable_cost(value: Any) -> float | None:
+    """A cost as stored: a number from 0 to MAX_COST (USD), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
