@@ -95,13 +95,13 @@ def build_api(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestGuard)],
+        middleware=[Middleware(ErrorBoundary)],
         exception_handlers={APIError: api_error, 404: not_found, 405: not_allowed},
     )
     return app
 
 
-class RequestGuard:
+class ErrorBoundary:
     """Refuses NUL characters in the URL (no database keeps them), and answers an error no
     handler caught in the OpenAI format: a store failure as 503 or 400 (see
     `store.traces.read_failure`), anything else as 500, logged. Either way the answer is
