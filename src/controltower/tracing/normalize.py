@@ -176,7 +176,7 @@ def _fine(item: Trace | Span, layout: _Layout) -> bool:
         return False
     if len(dumped) > MAX_PAYLOAD_BYTES or b"\\u0000" in dumped or _deep(dumped, 1):
         return False
-    if isinstance(item, Trace) and not _small_labels(item):
+    if isinstance(item, Trace) and not _small_labels(item, len(dumped)):
         return False
     for name in layout.text:
         value = getattr(item, name)
@@ -301,12 +301,15 @@ def _deep(dumped: bytes, wrapped: int) -> bool:
     return top - wrapped > MAX_DEPTH
 
 
-def _small_labels(trace: Trace) -> bool:
+def _small_labels(trace: Trace, dumped_bytes: int) -> bool:
     tags = trace.tags
     if len(tags) > MAX_TAGS or any(len(tag) > MAX_TAG_CHARS for tag in tags):
         return False
+    # the metadata is part of the fields dumped already: only a larger dump can hold too much
     metadata = trace.metadata
-    return not metadata or len(orjson.dumps(metadata)) <= MAX_METADATA_BYTES
+    if not metadata or dumped_bytes <= MAX_METADATA_BYTES:
+        return True
+    return len(orjson.dumps(metadata)) <= MAX_METADATA_BYTES
 
 
 def _tags(value: Any) -> tuple[Any, bool]:
