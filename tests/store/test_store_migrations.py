@@ -31,6 +31,14 @@ EXPECTED_INDEXES = {
     "prompt_labels": set(),
     "prompt_label_moves": {"ix_prompt_label_moves_prompt_label_id"},
     "audit_events": {"ix_audit_events_target_id"},
+    "datasets": set(),
+    "dataset_versions": {"ix_dataset_versions_created_us"},
+    "dataset_item_contents": set(),
+    "dataset_version_items": set(),
+    "dataset_tags": set(),
+    "eval_runs": {"ix_eval_runs_name_created_us", "ix_eval_runs_created_us"},
+    "eval_results": set(),
+    "eval_cache": set(),
 }
 
 
@@ -48,7 +56,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     inspector = sa.inspect(engine)
     assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
@@ -63,7 +71,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

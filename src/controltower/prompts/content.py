@@ -5,13 +5,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import random
-import re
 from dataclasses import dataclass
 from typing import Any, get_args
 
 import orjson
 import yaml
 
+from controltower.domain.names import ARTIFACT_NAME, check_artifact_name, check_label
 from controltower.domain.prompt import (
     LATEST,
     PromptContent,
@@ -23,29 +23,18 @@ from controltower.domain.prompt import (
 )
 from controltower.errors import InvalidRequest
 
-LABEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-PROMPT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*")
+PROMPT_NAME = ARTIFACT_NAME
 VARIABLE_TYPES: tuple[str, ...] = get_args(VariableType)
 
 
 def check_prompt_name(name: str) -> str:
     """The name when it is a valid prompt name (lowercase, digits, `-_.`, `/` for folders)."""
-    if len(name) > 200 or not PROMPT_NAME.fullmatch(name):
-        raise InvalidRequest(
-            f"invalid prompt name {name!r}: use lowercase letters, digits, `-`, `_`, `.`, "
-            "and `/` between folder names",
-            param="name",
-        )
-    return name
+    return check_artifact_name(name, "prompt")
 
 
 def check_label_name(label: str, *, movable: bool = True) -> str:
     """The label when valid; `latest` is refused when the label is to be moved or split."""
-    if not LABEL_NAME.fullmatch(label):
-        raise InvalidRequest(
-            f"invalid label {label!r}: use 1-64 lowercase letters, digits, `-`, `_`, `.`",
-            param="label",
-        )
+    check_label(label)
     if movable and label == LATEST:
         raise InvalidRequest(
             "`latest` follows the newest version; it cannot be moved or split", param="label"

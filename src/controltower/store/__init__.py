@@ -5,16 +5,21 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine as _Engine  # not re-exported
 
 from controltower.store.engine import create_store_engine, current_revision, upgrade
+from controltower.store.eval_runs import SqlEvalStore
 from controltower.store.memory import InMemoryStore
+from controltower.store.memory_evals import InMemoryEvalStore
 from controltower.store.prompts import SqlPromptStore
 from controltower.store.traces import SqlTraceStore
 
 __all__ = [
+    "InMemoryEvalStore",
     "InMemoryStore",
+    "SqlEvalStore",
     "SqlPromptStore",
     "SqlTraceStore",
     "create_store_engine",
     "current_revision",
+    "open_eval_store",
     "open_prompt_store",
     "open_store",
     "upgrade",
@@ -29,6 +34,11 @@ def open_store(url: str) -> SqlTraceStore:
 def open_prompt_store(url: str) -> SqlPromptStore:
     """Open the prompt store at a database URL, migrated to the newest schema."""
     return SqlPromptStore(_migrated_engine(url))
+
+
+def open_eval_store(url: str) -> SqlEvalStore:
+    """Open datasets and eval runs at a database URL, migrated to the newest schema."""
+    return SqlEvalStore(_migrated_engine(url))
 
 
 def _migrated_engine(url: str) -> _Engine:

@@ -13,6 +13,7 @@ from controltower.prompts.metrics import MetricsWindow, VersionMetrics
 from controltower.prompts.store import PromptStore
 from controltower.store import memory_query as q
 from controltower.store.cursor import check_limit
+from controltower.store.memory_evals import InMemoryEvalStore
 from controltower.store.merge import (
     apply_totals,
     merge_trace,
@@ -44,6 +45,7 @@ class InMemoryStore:
         self._spans: dict[str, dict[str, Row]] = {}  # trace id → span id → row
         self._scores: dict[str, Row] = {}
         self._prompts: InMemoryPromptStore | None = None
+        self._evals: InMemoryEvalStore | None = None
         self._letters: list[DeadLetter] = []
 
     def write(self, records: Sequence[TraceRecord]) -> None:
@@ -180,6 +182,13 @@ class InMemoryStore:
             if self._prompts is None:
                 self._prompts = InMemoryPromptStore()
             return self._prompts
+
+    def eval_store(self) -> InMemoryEvalStore:
+        """The in-memory datasets and eval runs beside these traces (the same on every call)."""
+        with self._lock:
+            if self._evals is None:
+                self._evals = InMemoryEvalStore()
+            return self._evals
 
     def set_aside(self, letter: DeadLetter) -> None:
         """Keep a record the store refused, with its error."""

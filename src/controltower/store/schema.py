@@ -10,6 +10,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
+from controltower.store.eval_tables import dataset_tables, eval_tables
+
 log = logging.getLogger("controltower.store")
 
 # Times are microseconds since the Unix epoch, the unit of controltower.domain.
@@ -64,8 +66,8 @@ def json_type() -> TypeEngine[Any]:
 
 
 def build_metadata() -> sa.MetaData:
-    """A fresh MetaData holding every table: traces, spans, scores, prompts, audit and the
-    dead letters."""
+    """A fresh MetaData holding every table: traces, spans, scores, prompts, audit, the
+    dead letters, datasets and eval runs."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
@@ -73,6 +75,8 @@ def build_metadata() -> sa.MetaData:
     _prompt_tables(metadata)
     _audit_table(metadata)
     _dead_letters_table(metadata)
+    dataset_tables(metadata, json_type)
+    eval_tables(metadata, json_type)
     return metadata
 
 

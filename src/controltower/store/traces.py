@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -38,6 +38,9 @@ from controltower.store.serialize import (
 )
 from controltower.tracing.query import GroupFilter, TraceFilter
 from controltower.tracing.sink import DeadLetter
+
+if TYPE_CHECKING:
+    from controltower.store.eval_runs import SqlEvalStore
 
 _IN_CHUNK = 500  # ids per IN (...) list
 # transaction-scoped locks on the traces a batch merges into, taken in one order (no deadlock)
@@ -467,6 +470,12 @@ class SqlTraceStore:
         from controltower.store.prompts import SqlPromptStore
 
         return SqlPromptStore(self._engine)
+
+    def eval_store(self) -> SqlEvalStore:
+        """Datasets and eval runs on the same database (and engine) as these traces."""
+        from controltower.store.eval_runs import SqlEvalStore
+
+        return SqlEvalStore(self._engine)
 
 
 def _row(row: sa.Row[Any], table: sa.Table) -> Row:

@@ -1,0 +1,1 @@
+"""Evaluation harness: datasets, scorers, LLM judges, runs, paired comparisons, CI gates."""
