@@ -10,6 +10,7 @@ from typing import Any
 from controltower.errors import ConfigError
 
 PROVIDER_GROUP = "controltower.providers"
+SCORER_GROUP = "controltower.scorers"
 
 # what pyproject.toml registers, for a source checkout that was never pip-installed
 _BUILTIN_PROVIDERS = {
@@ -38,3 +39,22 @@ def provider_class(name: str) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     module = __import__(module_name, fromlist=[attr])
     return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+# each names a mapping of scorer type (as eval files spell it) to its factory
+_BUILTIN_SCORERS = {
+    "checks": "controltower.evals.checks:CHECKS",
+    "judges": "controltower.evals.judges:JUDGES",
+}
+
+
+def scorer_tables() -> list[dict[str, Any]]:
+    """The mappings of scorer type to factory that entry points register (built-ins first)."""
+    found = {ep.name: ep.value for ep in entry_points(group=SCORER_GROUP)}
+    targets = {**_BUILTIN_SCORERS, **found}
+    tables = []
+    for name in sorted(targets, key=lambda n: (n not in _BUILTIN_SCORERS, n)):
+        module_name, _, attr = targets[name].partition(":")
+        module = __import__(module_name, fromlist=[attr])
+        tables.append(dict(getattr(module, attr)))
+    return tables

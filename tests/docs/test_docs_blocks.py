@@ -10,7 +10,8 @@
 - ```yaml blocks that look like a config are saved as `./controltower.yaml` (where the
   shell blocks after them find it) and checked with `controltower config check`; those
   that look like a prompt file are pushed into a throwaway database, and must equal the
-  shipped file of the same name under `prompts/` when there is one.
+  shipped file of the same name under `prompts/` when there is one; eval files (with
+  `scorers:`) are saved as `./NAME.yaml` and loaded, so every problem fails the block.
 - Each document gets its own server and directory; its blocks run in order, so a block
   may use what the blocks above it made (a block run alone runs those first).
 - A block right after `<!-- docs-test: skip (reason) -->` is skipped with that reason.
@@ -32,6 +33,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controltower.evals.spec import TOP_KEYS as EVAL_KEYS
+from controltower.evals.spec import load_eval_file
 from controltower.prompts.files import TOP_KEYS as PROMPT_KEYS
 from controltower.settings import Settings
 from tests.cli.test_cli import serving
@@ -219,6 +222,11 @@ def check_yaml(block: Block, where: DocumentRun) -> None:
     if keys and keys <= set(Settings.model_fields):
         (where.workdir / "controltower.yaml").write_text(block.text, encoding="utf-8")
         execute([*cli, "config", "check", "controltower.yaml"], where)
+    elif "scorers" in keys and keys <= set(EVAL_KEYS):
+        # an eval file: kept as ./NAME.yaml for the shell blocks after it, and checked whole
+        file = where.workdir / f"{data['name']}.yaml"
+        file.write_text(block.text, encoding="utf-8")
+        load_eval_file(file)
     elif "name" in keys and keys <= set(PROMPT_KEYS):
         shipped = EXAMPLE_PROMPTS / f"{data['name']}.yaml"
         if shipped.exists() and block.text != shipped.read_text(encoding="utf-8"):

@@ -21,9 +21,7 @@ ITEMS = [
 ]
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Iterator[Any]:
     """An empty eval store of each kind."""
     if request.param == "memory":

@@ -1,4 +1,5 @@
-"""Commands: serve, config check, db upgrade, traces, users delete, retention run, prompts."""
+"""Commands: serve, config check, db upgrade, traces, users delete, retention run, prompts,
+datasets, eval."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from controltower.cli.common import (
     say_database,
     warn,
 )
+from controltower.cli.datasets import datasets
+from controltower.cli.evals import eval_group
 from controltower.cli.prompts import prompts
 from controltower.errors import ConfigError, ControlTowerError
 from controltower.settings import PORT_ENV, Settings
@@ -289,3 +292,5 @@ def retention_run(config: str | None, database_url: str | None) -> None:
 
 
 main.add_command(prompts)
+main.add_command(datasets)
+main.add_command(eval_group)

@@ -8,7 +8,8 @@ path (in process or over HTTP), so every call they make is traced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from controltower.domain.dataset import DatasetItem
@@ -22,6 +23,7 @@ __all__ = [
     "Scorer",
     "ScorerConfigError",
     "ScorerContext",
+    "ScorerFactory",
     "Verdict",
 ]
 
@@ -64,6 +66,7 @@ class ModelReply:
     trace_id: str | None = None
     latency_ms: float | None = None
     cost_usd: float | None = None
+    route: dict[str, Any] = field(default_factory=dict)  # prompt version, deployment, model
 
     @property
     def message(self) -> dict[str, Any]:
@@ -86,12 +89,25 @@ class ModelClient(Protocol):
     for a 429, so that the runner can back off and lower its concurrency.
     """
 
-    async def chat(self, body: dict[str, Any], *, tags: list[str] | None = None) -> ModelReply:
-        """Answer one chat completion body (OpenAI format, `model` an alias or prompt)."""
+    async def chat(
+        self,
+        body: dict[str, Any],
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> ModelReply:
+        """Answer one chat completion body (OpenAI format, `model` an alias or a prompt
+        reference); `model` sends a prompt's rendered body to another alias."""
         ...
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """One embedding vector per text."""
+        ...
+
+    async def resolve(self, model: str) -> dict[str, Any]:
+        """What an alias or prompt reference resolves to now: the prompt version, the
+        deployments (provider, model) that may answer; for the run's record."""
         ...
 
 
@@ -110,6 +126,9 @@ class ScorerContext:
 
             self.templates = SampleTemplates()
         return self.templates.compile(source)
+
+
+ScorerFactory = Callable[[Any, ScorerContext], Scorer]  # (the YAML value, context) -> scorer
 
 
 class ScorerConfigError(ValueError):

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import itertools
 import random
+import re
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -55,6 +56,7 @@ class MockProvider:
         self.options = deployment.mock or MockOptions()
         self.calls = 0
         self._scripted = itertools.cycle(self.options.replies) if self.options.replies else None
+        self._rules = [(re.compile(r.match), r.reply) for r in self.options.rules]
         self._random = random.Random(0)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
@@ -165,6 +167,12 @@ class MockProvider:
             raise UpstreamTimeout(f"{self.label} did not answer within {timeout_s:g} s") from None
 
     def _reply(self, body: dict[str, Any]) -> str | MockToolCall:
+        if self._rules:
+            messages = body.get("messages") or ()
+            text = "\n".join(_text(m.get("content")) for m in messages if isinstance(m, dict))
+            for pattern, reply in self._rules:
+                if pattern.search(text):
+                    return reply
         if self._scripted is not None:
             return next(self._scripted)
         if self.options.reply != "echo":

@@ -131,7 +131,7 @@ def check_settings(
     env = os.environ if environ is None else environ
     if isinstance(source, str):
         try:
-            data, lines = _parse_yaml(source, filename)
+            data, lines = parse_yaml(source, filename)
         except ConfigError as exc:
             return ConfigReport(None, exc.problems)
     else:
@@ -211,7 +211,9 @@ class _Findings:
         return line, f"{self.filename}:{line} {path}" if line else f"{self.filename}: {path}"
 
 
-def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
+def parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
+    """The YAML's data, and the line of each key and item (by its path); ConfigError at a
+    syntax error."""
     node, data = read_yaml(text, filename)
     lines: dict[Loc, int] = {}
     if node is not None:

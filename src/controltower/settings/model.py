@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -80,10 +81,28 @@ class MockToolCall(_Strict):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class MockRule(_Strict):
+    """A reply the mock gives when its request's messages match a regular expression."""
+
+    match: str = Field(min_length=1)  # searched in the text of all messages, joined by newlines
+    reply: str | MockToolCall
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+
 class MockOptions(_Strict):
     """Behaviour of the built-in mock provider: replies, latency and injected failures."""
 
     reply: str = "echo"  # "echo" repeats the last user message; anything else is sent as is
+    # the first rule whose `match` is found in the messages answers (demos, judges)
+    rules: list[MockRule] = Field(default_factory=list)
     replies: list[str | MockToolCall] = Field(default_factory=list)  # scripted, used in turn
     ttft_ms: float = Field(default=0.0, ge=0)
     token_ms: float = Field(default=0.0, ge=0)

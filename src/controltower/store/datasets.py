@@ -43,6 +43,11 @@ class SqlDatasetStore:
         self._members = tables["dataset_version_items"]
         self._tags = tables["dataset_tags"]
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store runs on."""
+        return self._engine
+
     def push_dataset(
         self,
         name: str,

@@ -1,0 +1,187 @@
+"""The model client an eval's target and judges call: cached, labelled, linked to results.
+
+Every call made while an item is worked on knows which run, item, repeat and scorer it
+is for (a context variable the runner sets), so that:
+
+- its trace carries them (tag `eval:NAME`, metadata `eval_run`, `eval_item`, `repeat`),
+  and the result lists the traces of its judge calls;
+- its cache key holds the repeat index: repeats stay independent samples, and a
+  re-run with the same repeats is answered from the cache.
+
+Cache lookups from many items in flight are gathered into one store read per turn of
+the event loop, so a fully cached run costs a few reads, not one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from controltower.evals.scoring import ModelClient, ModelReply
+from controltower.evals.store import EvalStore
+
+log = logging.getLogger("controltower.evals")
+CachePolicy = Literal["on", "off", "read-only"]
+
+
+@dataclass(slots=True)
+class CallScope:
+    """What the calls made now are for; they append their trace ids here."""
+
+    run_id: str
+    item_id: str
+    repeat: int
+    scorer: str | None = None
+    traces: dict[str, list[str]] = field(default_factory=dict)  # scorer ("" = target) -> ids
+    cached: int = 0
+
+
+current_scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
+    "controltower_eval_scope", default=None
+)
+
+
+def call_key(kind: str, payload: Any, repeat: int) -> str:
+    """The cache key of one call: what is sent, and the repeat it is for."""
+    raw = orjson.dumps([kind, payload, repeat], option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(raw).hexdigest()
+
+
+class CachedClient:
+    """A ModelClient that caches replies in the eval store and labels every call."""
+
+    def __init__(
+        self, client: ModelClient, store: EvalStore, policy: CachePolicy, eval_name: str
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.policy = policy
+        self.tag = f"eval:{eval_name}"
+        self.hits = 0
+        self.misses = 0
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._flush: asyncio.Handle | None = None
+        self._writes: dict[str, Any] = {}
+        self._identities: dict[str, Any] = {}
+
+    async def chat(
+        self,
+        body: dict[str, Any],
+        *,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        model: str | None = None,
+    ) -> ModelReply:
+        """The reply from the cache, or from the gateway (then cached)."""
+        scope = current_scope.get()
+        repeat = scope.repeat if scope else 0
+        routes = [await self._identity(body.get("model")), await self._identity(model)]
+        key = call_key("chat", [body, model, routes], repeat)
+        if self.policy != "off":
+            found = await self._lookup(key)
+            if found is not None:
+                self.hits += 1
+                if scope:
+                    scope.cached += 1
+                return _reply_of(found)
+        self.misses += 1
+        meta = dict(metadata or {})
+        if scope:
+            meta.update(eval_run=scope.run_id, eval_item=scope.item_id, repeat=scope.repeat)
+            if scope.scorer:
+                meta["eval_scorer"] = scope.scorer
+        reply = await self.client.chat(
+            body, tags=[self.tag, *(tags or [])], metadata=meta, model=model
+        )
+        if scope and reply.trace_id:
+            scope.traces.setdefault(scope.scorer or "", []).append(reply.trace_id)
+        if self.policy == "on":
+            self._writes[key] = _stored(reply)
+        return reply
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Embeddings from the cache, or from the gateway (then cached)."""
+        identity = await self._identity(model)
+        key = call_key("embed", [model, identity, texts], 0)  # embeddings are deterministic
+        if self.policy != "off":
+            found = await self._lookup(key)
+            if found is not None:
+                self.hits += 1
+                return [list(map(float, v)) for v in found]
+        self.misses += 1
+        vectors = await self.client.embed(model, texts)
+        if self.policy == "on":
+            self._writes[key] = vectors
+        return vectors
+
+    async def resolve(self, model: str) -> dict[str, Any]:
+        """What the gateway resolves the alias or prompt reference to (never cached)."""
+        return await self.client.resolve(model)
+
+    async def _identity(self, model: Any) -> Any:
+        """What `model` resolves to (a prompt version, deployments), once per run: part of
+        the cache key, so a moved label or a new model version is not answered from the
+        cache."""
+        if not isinstance(model, str):
+            return None
+        if model not in self._identities:
+            try:
+                self._identities[model] = await self.client.resolve(model)
+            except Exception as exc:  # the call itself will say what is wrong
+                self._identities[model] = {"unresolved": type(exc).__name__}
+        return self._identities[model]
+
+    def take_writes(self) -> dict[str, Any]:
+        """The replies to cache that were not written yet (the runner writes them)."""
+        writes, self._writes = self._writes, {}
+        return writes
+
+    async def _lookup(self, key: str) -> Any:
+        future = self._pending.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_soon(self._start_read)
+        return await asyncio.shield(future)
+
+    def _start_read(self) -> None:
+        self._flush = None
+        pending, self._pending = self._pending, {}
+        asyncio.get_running_loop().create_task(self._read(pending))
+
+    async def _read(self, pending: dict[str, asyncio.Future[Any]]) -> None:
+        try:
+            found = await asyncio.to_thread(self.store.cache_get, list(pending))
+        except Exception:  # the store is down: the calls go to the gateway instead
+            log.warning("eval cache read failed; calling the gateway", exc_info=True)
+            found = {}
+        for key, future in pending.items():
+            if not future.done():
+                future.set_result(found.get(key))
+
+
+def _stored(reply: ModelReply) -> dict[str, Any]:
+    return {
+        "data": reply.data,
+        "trace_id": reply.trace_id,
+        "latency_ms": reply.latency_ms,
+        "cost_usd": reply.cost_usd,
+        "route": reply.route,
+    }
+
+
+def _reply_of(found: dict[str, Any]) -> ModelReply:
+    return ModelReply(
+        found.get("data") or {},
+        found.get("trace_id"),
+        found.get("latency_ms"),
+        found.get("cost_usd"),
+        dict(found.get("route") or {}),
+    )
