@@ -18,7 +18,6 @@ The same shape loads from a Python mapping (`parse_eval(mapping, "<name>")`).
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,13 +27,14 @@ from typing import Any, Literal
 from controltower.errors import ConfigError
 from controltower.evals.registry import ScorerRegistry
 from controltower.evals.scoring import Scorer, ScorerConfigError, ScorerContext
+from controltower.evals.spec_problems import EvalFileError, Loc, Problems, unknown
+from controltower.evals.spec_targets import TargetSpec, parse_target
 from controltower.evals.templating import SampleTemplates, TemplateProblem
 from controltower.settings.loader import parse_yaml
 
-Loc = tuple[str | int, ...]
+__all__ = ["EvalFileError", "EvalSpec", "ScorerSpec", "TargetSpec", "load_eval_file", "parse_eval"]
+
 CachePolicy = Literal["on", "off", "read-only"]
-TargetKind = Literal["prompt", "model", "python", "http"]
-TARGET_KINDS: tuple[TargetKind, ...] = ("prompt", "model", "python", "http")
 TOP_KEYS = (
     "name",
     "description",
@@ -53,37 +53,6 @@ MATRIX_KEYS = ("model", "prompt")  # and `params.NAME`
 MAX_REPEATS = 100
 MAX_CONCURRENCY = 1024
 MAX_RUNS = 64  # combinations of one matrix
-
-
-class EvalFileError(ConfigError):
-    """An eval file that cannot run; `problems` lists every mistake, each with its line."""
-
-
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    """What answers each item: a prompt, a model alias with messages, a callable, or an URL."""
-
-    kind: TargetKind
-    prompt: str | None = None  # "name@label", "name#3" or "name"
-    model: str | None = None
-    messages: tuple[dict[str, Any], ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
-    python: str | None = None
-    http: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        """The target as the run's record keeps it."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for key in ("prompt", "model", "python"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.messages:
-            out["messages"] = list(self.messages)
-        if self.params:
-            out["params"] = self.params
-        if self.http:
-            out["http"] = {k: v for k, v in self.http.items() if k != "headers"}
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +157,7 @@ def parse_eval(
     default_name: str | None = None,
 ) -> EvalSpec:
     """Check an eval's data (a parsed YAML mapping); EvalFileError with every problem."""
-    found = _Problems(source, lines or {})
+    found = Problems(source, lines or {})
     if not isinstance(data, dict):
         found.add(
             (), "the eval file must be a YAML mapping; fix: start with `name:` and `dataset:` lines"
@@ -196,7 +165,7 @@ def parse_eval(
         found.raise_any()
     _check_keys(data, found)
     name = _name(data, found, default_name)
-    target = _target(data.get("target"), found)
+    target = parse_target(data.get("target"), found)
     scorers = _scorers(data.get("scorers"), found, registry or ScorerRegistry.default())
     spec = EvalSpec(
         name=name,
@@ -219,50 +188,16 @@ def parse_eval(
     return spec
 
 
-class _Problems:
-    def __init__(self, source: str, lines: dict[Loc, int]) -> None:
-        self.source, self.lines = source, lines
-        self.found: list[tuple[int, str]] = []
-
-    def add(self, loc: Loc, text: str) -> None:
-        probe = loc
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        line = self.lines.get(probe, 0)
-        where = f"{self.source}:{line}" if line else self.source
-        field_name = _dotted(loc)
-        self.found.append(
-            (line, f"{where} {field_name}: {text}" if field_name else f"{where}: {text}")
-        )
-
-    def raise_any(self) -> None:
-        if self.found:
-            raise EvalFileError([text for _, text in sorted(self.found, key=lambda f: f[0])])
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _unknown(key: str, allowed: tuple[str, ...], what: str = "unknown field") -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(allowed)}"
-    return f"{what}; fix: {hint}"
-
-
-def _check_keys(data: dict[str, Any], found: _Problems) -> None:
+def _check_keys(data: dict[str, Any], found: Problems) -> None:
     for key in data:
         if key not in TOP_KEYS:
-            found.add((str(key),), _unknown(str(key), TOP_KEYS))
+            found.add((str(key),), unknown(str(key), TOP_KEYS))
     for key in ("dataset", "target", "scorers"):
         if key not in data:
             found.add((), f"`{key}` is required; fix: add a `{key}:` field (see docs/evals.md)")
 
 
-def _text(data: dict[str, Any], key: str, found: _Problems, *, required: bool) -> str | None:
+def _text(data: dict[str, Any], key: str, found: Problems, *, required: bool) -> str | None:
     value = data.get(key)
     if value is None:
         return None
@@ -272,7 +207,7 @@ def _text(data: dict[str, Any], key: str, found: _Problems, *, required: bool) -
     return value
 
 
-def _name(data: dict[str, Any], found: _Problems, default: str | None) -> str:
+def _name(data: dict[str, Any], found: Problems, default: str | None) -> str:
     name = _text(data, "name", found, required=False) or default
     if name is None:
         found.add(("name",), "is required here; fix: add `name: my-eval`")
@@ -282,7 +217,7 @@ def _name(data: dict[str, Any], found: _Problems, default: str | None) -> str:
     return name
 
 
-def _dataset(value: Any, found: _Problems) -> str | list[Any]:
+def _dataset(value: Any, found: Problems) -> str | list[Any]:
     if isinstance(value, list):
         if not value:
             found.add(("dataset",), "is an empty list; fix: give at least one item")
@@ -299,132 +234,7 @@ def _dataset(value: Any, found: _Problems) -> str | list[Any]:
     return value
 
 
-def _target(value: Any, found: _Problems) -> TargetSpec:
-    loc: Loc = ("target",)
-    if value is None:
-        return TargetSpec("model", model="?")
-    if not isinstance(value, dict):
-        found.add(
-            loc,
-            "must be a mapping with one of prompt, model, python or http; fix: "
-            "e.g. `target: {prompt: refund-policy@production}`",
-        )
-        return TargetSpec("model", model="?")
-    kinds = [k for k in TARGET_KINDS if k in value]
-    allowed = (*TARGET_KINDS, "messages", "params")
-    for key in value:
-        if key not in allowed:
-            found.add((*loc, str(key)), _unknown(str(key), allowed))
-    if len(kinds) != 1:
-        said = "names none" if not kinds else f"names {', '.join(kinds)}"
-        found.add(loc, f"{said}; fix: give exactly one of prompt, model, python or http")
-        return TargetSpec("model", model="?")
-    return _target_of(kinds[0], value, loc, found)
-
-
-def _target_of(kind: TargetKind, value: dict[str, Any], loc: Loc, found: _Problems) -> TargetSpec:
-    params = value.get("params") or {}
-    if not isinstance(params, dict):
-        found.add(
-            (*loc, "params"),
-            "must be a mapping of model parameters; fix: e.g. `params: {temperature: 0}`",
-        )
-        params = {}
-    messages = _messages(value.get("messages"), (*loc, "messages"), found)
-    if kind == "model" and not messages:
-        found.add(
-            (*loc, "messages"),
-            "a model target needs messages; fix: add `messages: "
-            '[{role: user, content: "{{ input }}"}]`',
-        )
-    if kind != "model" and messages and kind != "prompt":
-        found.add(
-            (*loc, "messages"), f"is for model and prompt targets, not {kind}; fix: remove it"
-        )
-    main = value[kind]
-    if kind == "http":
-        return TargetSpec(kind, params=params, http=_http(main, (*loc, "http"), found))
-    if not isinstance(main, str) or not main.strip():
-        found.add(
-            (*loc, kind), f"must be a non-empty string (got {main!r}); fix: " + _TARGET_FIXES[kind]
-        )
-        main = "?"
-    elif kind == "python" and ":" not in main:
-        found.add((*loc, kind), f"{main!r} names no function; fix: write `module:function`")
-    ref = main.removeprefix("prompt:")
-    return TargetSpec(
-        kind,
-        prompt=ref if kind == "prompt" else None,
-        model=main if kind == "model" else None,
-        messages=tuple(messages),
-        params=params,
-        python=main if kind == "python" else None,
-    )
-
-
-_TARGET_FIXES = {
-    "prompt": "write the prompt and its label or version, e.g. `refund-policy@production`",
-    "model": "write a model alias of your gateway config, e.g. `fast`",
-    "python": "write `package.module:function`",
-}
-
-
-def _messages(value: Any, loc: Loc, found: _Problems) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        found.add(loc, "must be a list of {role, content}; fix: write a YAML list")
-        return []
-    out = []
-    for i, message in enumerate(value):
-        ok = (
-            isinstance(message, dict)
-            and message.get("role") in ("system", "user", "assistant", "developer")
-            and isinstance(message.get("content"), str)
-        )
-        if not ok:
-            found.add(
-                (*loc, i), "must be {role: system|user|assistant, content: text}; fix: give both"
-            )
-            continue
-        out.append(message)
-    return out
-
-
-def _http(value: Any, loc: Loc, found: _Problems) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = {"url": value}
-    if not isinstance(value, dict):
-        found.add(
-            loc,
-            "must be a mapping with `url`; fix: e.g. `http: {url: "
-            'http://127.0.0.1:8000/answer, body: {question: "{{ input }}"}}`',
-        )
-        return {}
-    allowed = ("url", "method", "headers", "body", "output")
-    for key in value:
-        if key not in allowed:
-            found.add((*loc, str(key)), _unknown(str(key), allowed))
-    url = value.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        found.add(
-            (*loc, "url"), "must be an http:// or https:// URL; fix: write the endpoint's URL"
-        )
-    headers = value.get("headers") or {}
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        found.add((*loc, "headers"), "must map header names to strings; fix: quote values")
-    output = value.get("output")
-    if output is not None and not isinstance(output, str):
-        found.add(
-            (*loc, "output"),
-            "must be a dotted path in the JSON answer; fix: e.g. `output: answer.text`",
-        )
-    return dict(value)
-
-
-def _scorers(value: Any, found: _Problems, registry: ScorerRegistry) -> list[ScorerSpec]:
+def _scorers(value: Any, found: Problems, registry: ScorerRegistry) -> list[ScorerSpec]:
     loc: Loc = ("scorers",)
     if value is None:
         return []
@@ -457,7 +267,7 @@ def _scorers(value: Any, found: _Problems, registry: ScorerRegistry) -> list[Sco
 
 
 def _scorer(
-    entry: Any, loc: Loc, found: _Problems, registry: ScorerRegistry, ctx: ScorerContext
+    entry: Any, loc: Loc, found: Problems, registry: ScorerRegistry, ctx: ScorerContext
 ) -> ScorerSpec | None:
     if not isinstance(entry, dict):
         found.add(loc, "must be a mapping like `contains: text`; fix: write `- TYPE: settings`")
@@ -498,14 +308,14 @@ def _check_scorer(
     kind: str,
     config: Any,
     loc: Loc,
-    found: _Problems,
+    found: Problems,
     registry: ScorerRegistry,
     ctx: ScorerContext,
 ) -> bool:
     if kind not in registry.names():
         found.add(
             (*loc[:-1], kind),
-            _unknown(kind, tuple(registry.names()), "unknown scorer type"),
+            unknown(kind, tuple(registry.names()), "unknown scorer type"),
         )
         return False
     try:
@@ -520,11 +330,11 @@ def _check_scorer(
     return True
 
 
-def _line(found: _Problems, loc: Loc) -> int:
+def _line(found: Problems, loc: Loc) -> int:
     return found.lines.get(loc, 0)
 
 
-def _matrix(value: Any, target: TargetSpec, found: _Problems) -> dict[str, list[Any]]:
+def _matrix(value: Any, target: TargetSpec, found: Problems) -> dict[str, list[Any]]:
     loc: Loc = ("matrix",)
     if value is None:
         return {}
@@ -555,7 +365,7 @@ def _matrix(value: Any, target: TargetSpec, found: _Problems) -> dict[str, list[
 
 
 def _whole(
-    data: dict[str, Any], key: str, default: int, low: int, high: int, found: _Problems
+    data: dict[str, Any], key: str, default: int, low: int, high: int, found: Problems
 ) -> int:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -567,7 +377,7 @@ def _whole(
 
 
 def _number(
-    data: dict[str, Any], key: str, default: float, low: float, high: float, found: _Problems
+    data: dict[str, Any], key: str, default: float, low: float, high: float, found: Problems
 ) -> float:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
@@ -578,7 +388,7 @@ def _number(
     return float(value)
 
 
-def _thresholds(value: Any, scorers: list[ScorerSpec], found: _Problems) -> dict[str, float]:
+def _thresholds(value: Any, scorers: list[ScorerSpec], found: Problems) -> dict[str, float]:
     loc: Loc = ("thresholds",)
     if value is None:
         return {}
@@ -590,7 +400,7 @@ def _thresholds(value: Any, scorers: list[ScorerSpec], found: _Problems) -> dict
     for key, number in value.items():
         key = str(key)
         if names and key not in names:
-            found.add((*loc, key), _unknown(key, names, "names no scorer"))
+            found.add((*loc, key), unknown(key, names, "names no scorer"))
         elif isinstance(number, bool) or not isinstance(number, int | float):
             found.add(
                 (*loc, key),
@@ -602,7 +412,7 @@ def _thresholds(value: Any, scorers: list[ScorerSpec], found: _Problems) -> dict
     return out
 
 
-def _cache(value: Any, found: _Problems) -> CachePolicy:
+def _cache(value: Any, found: Problems) -> CachePolicy:
     if value is True or value == "on":
         return "on"
     if value is False or value == "off":
