@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -121,3 +124,18 @@ def open_trace_store(config: str | None, given: str | None = None, *, must_exist
     from controltower.store import open_store
 
     return open_at(config, given, open_store, must_exist=must_exist)
+
+
+def acting_user(given: str | None) -> str | None:
+    """Who does a change: the name given, else $CONTROLTOWER_USER, else the login name."""
+    if given:
+        return given
+    try:
+        return os.environ.get("CONTROLTOWER_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return None
+
+
+def when(us: int) -> str:
+    """A time in microseconds as `YYYY-MM-DD HH:MM:SS` (UTC)."""
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from controltower.cli.common import config_option, database_url_option, fail, open_at
+from controltower.cli.common import (
+    acting_user,
+    config_option,
+    database_url_option,
+    fail,
+    open_at,
+    when,
+)
 from controltower.domain.dataset import DatasetVersion
 from controltower.errors import ControlTowerError, InvalidRequest
 from controltower.evals.dataset_export import EXPORT_FORMATS, dump_jsonl
@@ -61,24 +65,11 @@ def _version(store: EvalStore, ref: str) -> DatasetVersion:
     return store.dataset_version(name, version=number, tag=tag)
 
 
-def _author(given: str | None) -> str | None:
-    if given:
-        return given
-    try:
-        return os.environ.get("CONTROLTOWER_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return None
-
-
-def _when(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _line(v: DatasetVersion) -> str:
     tags = f"  tags: {', '.join(v.tags)}" if v.tags else ""
     return (
         f"{v.dataset}#{v.version:<4} {v.item_count:>7} items  {v.hash[:12]}  "
-        f"{_when(v.created_us)}{tags}"
+        f"{when(v.created_us)}{tags}"
     )
 
 
@@ -125,7 +116,7 @@ def push(
         fail(exc)
     with eval_store(config, database_url, must_exist=False) as store:
         version, created = store.push_dataset(
-            name, items, message=message or f"from {file.name}", author=_author(author)
+            name, items, message=message or f"from {file.name}", author=acting_user(author)
         )
         if tag:
             version = store.tag_dataset(name, tag, version.version)

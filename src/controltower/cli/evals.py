@@ -7,6 +7,7 @@ threshold, 2 an invalid file or usage, 3 an infrastructure error, 4 an empty run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -161,7 +162,7 @@ async def _run_and_compare(
     if progress is not None:
         options.on_start, options.on_progress = progress.start, progress.update
     try:
-        with progress if progress is not None else _nothing():
+        with progress if progress is not None else contextlib.nullcontext():
             outcomes = await run_spec(spec, runtime, options)
             comparisons = [
                 await _compare(spec, runtime, outcome, baseline, options) for outcome in outcomes
@@ -173,14 +174,6 @@ async def _run_and_compare(
         if comparison is not None:
             print_comparison(comparison)
     return outcomes, comparisons
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 async def _compare(

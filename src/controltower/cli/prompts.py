@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from controltower.cli.common import database_url_option, fail, open_at
+from controltower.cli.common import acting_user, database_url_option, fail, open_at, when
 from controltower.domain.prompt import AuditEvent, LabelMove, PromptVersion, SplitArm
 from controltower.errors import ControlTowerError, InvalidRequest
 from controltower.prompts import (
@@ -67,19 +64,6 @@ def _store(
             close()
 
 
-def _actor(given: str | None) -> str | None:
-    if given:
-        return given
-    try:
-        return os.environ.get("CONTROLTOWER_USER") or getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return None
-
-
-def _when(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 @click.group()
 def prompts() -> None:
     """Versioned prompts: push and pull files, labels, rollback, diff, audit."""
@@ -104,7 +88,7 @@ def push(
     """Create a version of every prompt file in DIRECTORY whose content changed."""
     with _store(config, database_url, must_exist=False) as store:
         report = push_dir(
-            store, directory, label=label, message=message, author=_actor(author), force=force
+            store, directory, label=label, message=message, author=acting_user(author), force=force
         )
     for item in report:
         state = "created" if item.created else "unchanged"
@@ -150,7 +134,7 @@ def list_prompts(as_json: bool, config: str | None, database_url: str | None) ->
         return
     for newest, labels in found:
         marks = " ".join(f"{lb.label}=#{lb.version}" for lb in labels)
-        click.echo(f"{newest.name:<32} #{newest.version:<4} {_when(newest.created_us)}  {marks}")
+        click.echo(f"{newest.name:<32} #{newest.version:<4} {when(newest.created_us)}  {marks}")
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -191,7 +175,7 @@ def show(ref: str, as_json: bool, config: str | None, database_url: str | None) 
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(f"# {version.name}#{version.version}  labels: {', '.join(labels) or '-'}")
-    click.echo(f"# {_when(version.created_us)} by {version.author or '-'}: {version.message or ''}")
+    click.echo(f"# {when(version.created_us)} by {version.author or '-'}: {version.message or ''}")
     body = version.source if version.source is not None else dump_prompt(version)
     click.echo(body, nl=not body.endswith("\n"))
 
@@ -241,7 +225,7 @@ def label(
     """Point LABEL of NAME at VERSION."""
     with _store(config, database_url) as store:
         move = store.move_label(
-            name, label, version, actor=_actor(actor), force=force, protect=protect
+            name, label, version, actor=acting_user(actor), force=force, protect=protect
         )
         state = next(lb for lb in store.labels(name) if lb.label == label)
     _echo_move(move)
@@ -265,7 +249,7 @@ def rollback(
 ) -> None:
     """Move LABEL of NAME back to the version it pointed at before its last move."""
     with _store(config, database_url) as store:
-        _echo_move(store.rollback(name, label, actor=_actor(actor), force=force))
+        _echo_move(store.rollback(name, label, actor=acting_user(actor), force=force))
 
 
 def parse_arms(arms: tuple[str, ...]) -> list[SplitArm]:
@@ -298,7 +282,9 @@ def split(
 ) -> None:
     """Split LABEL of NAME between versions by weight: split NAME LABEL 7=90 8=10."""
     with _store(config, database_url) as store:
-        move = store.split_label(name, label, parse_arms(arms), actor=_actor(actor), force=force)
+        move = store.split_label(
+            name, label, parse_arms(arms), actor=acting_user(actor), force=force
+        )
     _echo_move(move)
 
 
@@ -311,7 +297,7 @@ def history(name: str, label: str | None, config: str | None, database_url: str 
     with _store(config, database_url) as store:
         moves = store.label_history(name, label)
     for move in moves:
-        click.echo(f"{_when(move.at_us)}  {move.actor or '-':<12} ", nl=False)
+        click.echo(f"{when(move.at_us)}  {move.actor or '-':<12} ", nl=False)
         _echo_move(move)
 
 
@@ -332,7 +318,7 @@ def audit(
     for event in events:
         change = f"{_compact(event.before)} -> {_compact(event.after)}"
         click.echo(
-            f"{_when(event.at_us)}  {event.actor or '-':<12} {event.action:<22} "
+            f"{when(event.at_us)}  {event.actor or '-':<12} {event.action:<22} "
             f"{event.target}  {change}"
         )
 
