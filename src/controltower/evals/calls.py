@@ -68,7 +68,7 @@ class CachedClient:
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._flush: asyncio.Handle | None = None
         self._writes: dict[str, Any] = {}
-        self._identities: dict[str, Any] = {}
+        self._resolved: dict[str, dict[str, Any]] = {}
 
     async def chat(
         self,
@@ -121,21 +121,21 @@ class CachedClient:
         return vectors
 
     async def resolve(self, model: str) -> dict[str, Any]:
-        """What the gateway resolves the alias or prompt reference to (never cached)."""
-        return await self.client.resolve(model)
+        """What the gateway resolves the alias or prompt reference to, once per run (the
+        run's record and the cache keys read the same answer)."""
+        if model not in self._resolved:
+            self._resolved[model] = await self.client.resolve(model)
+        return self._resolved[model]
 
     async def _identity(self, model: Any) -> Any:
-        """What `model` resolves to (a prompt version, deployments), once per run: part of
-        the cache key, so a moved label or a new model version is not answered from the
-        cache."""
+        """What `model` resolves to (a prompt version, deployments): part of the cache key,
+        so a moved label or a new model version is not answered from the cache."""
         if not isinstance(model, str):
             return None
-        if model not in self._identities:
-            try:
-                self._identities[model] = await self.client.resolve(model)
-            except Exception as exc:  # the call itself will say what is wrong
-                self._identities[model] = {"unresolved": type(exc).__name__}
-        return self._identities[model]
+        try:
+            return await self.resolve(model)
+        except Exception as exc:  # the call itself will say what is wrong
+            return {"unresolved": type(exc).__name__}
 
     def take_writes(self) -> dict[str, Any]:
         """The replies to cache that were not written yet (the runner writes them)."""

@@ -151,7 +151,7 @@ async def _run_one(
     client = CachedClient(runtime.client, runtime.store, policy, spec.name)
     templates = SampleTemplates()
     scorers = spec.build_scorers(ScorerContext(client, templates), registry)
-    record = await _record(spec, target_spec, scorers, dataset, values, policy, runtime.client)
+    record = await _record(spec, target_spec, scorers, dataset, values, policy, client)
     run, resumed = await asyncio.to_thread(
         _start_run, spec, runtime.store, record, values, batch, options
     )
