@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _env import DOC, RESULTS_DIR, git, machine
+from _report import replace_section
 
 from controltower.evals.session import run_spec
 from controltower.evals.spec import parse_eval
@@ -63,20 +64,25 @@ models:
 def spec(items: int) -> Any:
     """The eval: N distinct questions, a target and two scorers."""
     dataset = [
-        {"id": f"q{i:05}", "input": f"Question {i}: what is the refund window?",
-         "expected": "30 days"}
+        {
+            "id": f"q{i:05}",
+            "input": f"Question {i}: what is the refund window?",
+            "expected": "30 days",
+        }
         for i in range(items)
     ]
-    return parse_eval({
-        "name": "bench",
-        "dataset": dataset,
-        "target": {"model": "fast", "messages": [{"role": "user", "content": "{{ input }}"}]},
-        "scorers": [
-            {"contains": "{{ expected }}"},
-            {"judge": {"rubric": "Is the answer correct?", "model": "judge", "scale": "1-5"}},
-        ],
-        "concurrency": CONCURRENCY,
-    })
+    return parse_eval(
+        {
+            "name": "bench",
+            "dataset": dataset,
+            "target": {"model": "fast", "messages": [{"role": "user", "content": "{{ input }}"}]},
+            "scorers": [
+                {"contains": "{{ expected }}"},
+                {"judge": {"rubric": "Is the answer correct?", "model": "judge", "scale": "1-5"}},
+            ],
+            "concurrency": CONCURRENCY,
+        }
+    )
 
 
 async def one(items: int, folder: Path) -> dict[str, float]:
@@ -112,36 +118,24 @@ def section(rows: list[dict[str, float]], items: int, command: str) -> str:
     """The docs/benchmarks.md section."""
     med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
     m = machine()
-    return f"""{START}
-## Eval runner: {items:,} items x (target + judge), mock at {LATENCY_MS} ms, c{CONCURRENCY}
+    title = f"{items:,} items x (target + judge), mock at {LATENCY_MS} ms, c{CONCURRENCY}"
+    return f"""## Eval runner: {title}
 
-Made by `{command}` on {m['nproc']} cores ({m['cpu']}), Python {m['python']}, commit
-{git('rev-parse', '--short', 'HEAD') or 'unknown'}; medians of {len(rows)} repetitions, each
+Made by `{command}` on {m["nproc"]} cores ({m["cpu"]}), Python {m["python"]}, commit
+{git("rev-parse", "--short", "HEAD") or "unknown"}; medians of {len(rows)} repetitions, each
 on a fresh SQLite store (traces, results and the call cache written as in a real run). The
 runner's CPU includes the in-process gateway and the trace writer, which serve the calls.
 
 | figure | controltower | target |
 |---|---|---|
-| wall time | {med['wall_s']:.2f} s | |
-| ideal (calls x latency / concurrency) | {med['ideal_s']:.2f} s | |
-| wall / ideal | {med['ratio']:.3f}x | at most 1.10x |
-| CPU per item (runner, gateway, traces, store) | {med['cpu_ms_per_item']:.2f} ms | at most 0.3 ms |
-| fully cached re-run, wall | {med['cached_wall_s']:.2f} s | under 2 s |
-| fully cached re-run, CPU per item | {med['cached_cpu_ms_per_item']:.2f} ms | |
+| wall time | {med["wall_s"]:.2f} s | |
+| ideal (calls x latency / concurrency) | {med["ideal_s"]:.2f} s | |
+| wall / ideal | {med["ratio"]:.3f}x | at most 1.10x |
+| CPU per item (runner, gateway, traces, store) | {med["cpu_ms_per_item"]:.2f} ms | at most 0.3 ms |
+| fully cached re-run, wall | {med["cached_wall_s"]:.2f} s | under 2 s |
+| fully cached re-run, CPU per item | {med["cached_cpu_ms_per_item"]:.2f} ms | |
 
-promptfoo and DeepEval on the same dataset, mock and concurrency are not measured yet.
-{END}"""
-
-
-def write_doc(text: str) -> None:
-    """Replace (or append) the section in docs/benchmarks.md."""
-    doc = DOC.read_text(encoding="utf-8")
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        doc = head + text + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(doc, encoding="utf-8")
+promptfoo and DeepEval on the same dataset, mock and concurrency are not measured yet."""
 
 
 def main() -> None:
@@ -156,15 +150,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             rows.append(asyncio.run(one(args.items, Path(folder))))
         print(f"rep {rep + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()))
-    command = "bench/eval_runner_bench.py" + (
-        f" --items {args.items}" if args.items != 1000 else ""
-    ) + (f" --reps {args.reps}" if args.reps != 3 else "")
+    command = (
+        "bench/eval_runner_bench.py"
+        + (f" --items {args.items}" if args.items != 1000 else "")
+        + (f" --reps {args.reps}" if args.reps != 3 else "")
+    )
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS_DIR / f"eval-runner-{stamp}.json"
     out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     if not args.no_docs:
-        write_doc(section(rows, args.items, f".venv/bin/python {command}"))
+        replace_section(DOC, section(rows, args.items, f".venv/bin/python {command}"), START, END)
     print(section(rows, args.items, command))
 
 
