@@ -148,6 +148,9 @@ def test_runs_results_and_cache(store: Any) -> None:
     store.cache_put({"k1": {"v": 1}})
     store.cache_put({"k1": {"v": 2}, "k2": [1]})
     assert store.cache_get(["k1", "k2", "k3"]) == {"k1": {"v": 1}, "k2": [1]}
+    assert store.cache_get(["k2"]) == {"k2": [1]}  # one key: the runner's usual read
+    assert store.cache_get(["k3"]) == {}
+    assert store.cache_get([]) == {}
 
 
 def test_a_large_dataset_round_trips(store: Any) -> None:

@@ -9,7 +9,9 @@ is for (a context variable the runner sets), so that:
   re-run with the same repeats is answered from the cache.
 
 Cache lookups from many items in flight are gathered into one store read per turn of
-the event loop, so a fully cached run costs a few reads, not one per call.
+the event loop, so a fully cached run costs a few reads, not one per call; on a local
+store (SQLite, memory) a lookup that follows a miss is read at once instead, so that a
+run on a cold cache does not wait a turn of the loop before every call.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class CachedClient:
         self._flush: asyncio.Handle | None = None
         self._writes: dict[str, Any] = {}
         self._resolved: dict[str, dict[str, Any]] = {}
+        # while lookups hit, they are gathered into one read per turn of the event loop;
+        # while they miss on a local store, each is read at once (a miss is ~0.1 ms)
+        self._warm = False
 
     async def chat(
         self,
@@ -143,6 +148,11 @@ class CachedClient:
         return writes
 
     async def _lookup(self, key: str) -> Any:
+        if self.store.inline_reads and not self._warm:
+            # a cold cache on a local store: read now, with no turn of the loop to wait
+            found = self._cache_get([key]).get(key)
+            self._warm = found is not None
+            return found
         future = self._pending.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -154,17 +164,29 @@ class CachedClient:
     def _start_read(self) -> None:
         self._flush = None
         pending, self._pending = self._pending, {}
-        asyncio.get_running_loop().create_task(self._read(pending))
+        if self.store.inline_reads:
+            found = self._cache_get(list(pending))
+            self._warm = bool(found)
+            _answer(pending, found)
+        else:
+            asyncio.get_running_loop().create_task(self._read(pending))
 
     async def _read(self, pending: dict[str, asyncio.Future[Any]]) -> None:
+        keys = list(pending)
+        _answer(pending, await asyncio.to_thread(self._cache_get, keys))
+
+    def _cache_get(self, keys: list[str]) -> dict[str, Any]:
         try:
-            found = await asyncio.to_thread(self.store.cache_get, list(pending))
+            return self.store.cache_get(keys)
         except Exception:  # the store is down: the calls go to the gateway instead
             log.warning("eval cache read failed; calling the gateway", exc_info=True)
-            found = {}
-        for key, future in pending.items():
-            if not future.done():
-                future.set_result(found.get(key))
+            return {}
+
+
+def _answer(pending: dict[str, asyncio.Future[Any]], found: dict[str, Any]) -> None:
+    for key, future in pending.items():
+        if not future.done():
+            future.set_result(found.get(key))
 
 
 def _stored(reply: ModelReply) -> dict[str, Any]:

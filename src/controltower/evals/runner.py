@@ -196,8 +196,8 @@ class ItemRunner:
         )
 
     async def _score(self, scorer: Scorer, sample: Sample, scope: CallScope) -> Verdict:
-        mine = replace(scope, scorer=scorer.name)
-        mine.traces = scope.traces  # one list of traces for the whole task
+        # one list of traces for the whole task
+        mine = CallScope(scope.run_id, scope.item_id, scope.repeat, scorer.name, scope.traces)
         token = current_scope.set(mine)
         try:
             verdict = await self._retrying(lambda: scorer.score(sample))

@@ -61,7 +61,14 @@ class DatasetStore(Protocol):
 
 @runtime_checkable
 class EvalStore(DatasetStore, Protocol):
-    """Eval runs and their results, and the cache of model calls made by evals."""
+    """Eval runs and their results, and the cache of model calls made by evals.
+
+    `inline_reads` says a cache read is a lookup in memory or in a local file (about
+    0.1 ms), cheap enough to make on the event loop: the runner then skips the hop to a
+    thread, whose wait for the GIL costs more than the read itself.
+    """
+
+    inline_reads: bool
 
     def create_run(self, run: EvalRun) -> None:
         """Store a new run (its record, parameters and fingerprint)."""

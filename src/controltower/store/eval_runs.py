@@ -28,6 +28,11 @@ class SqlEvalStore(SqlDatasetStore):
         self._runs = tables["eval_runs"]
         self._results = tables["eval_results"]
         self._cache = tables["eval_cache"]
+        self.inline_reads = engine.dialect.name == "sqlite"
+        cache = self._cache
+        self._one_key = sa.select(cache.c.key, cache.c.value).where(
+            cache.c.key == sa.bindparam("key")
+        )
 
     def create_run(self, run: EvalRun) -> None:
         """Store a new run (its record, parameters and fingerprint)."""
@@ -95,6 +100,9 @@ class SqlEvalStore(SqlDatasetStore):
         """The cached values of those keys that have one."""
         c, found = self._cache, {}
         with self._engine.connect() as conn:
+            if len(keys) == 1:  # the runner's usual read: one statement, compiled once
+                row = conn.execute(self._one_key, {"key": keys[0]}).first()
+                return {} if row is None else {row.key: row.value}
             for start in range(0, len(keys), _CHUNK):
                 chunk = list(keys[start : start + _CHUNK])
                 query = sa.select(c.c.key, c.c.value).where(c.c.key.in_(chunk))

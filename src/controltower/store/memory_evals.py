@@ -26,6 +26,8 @@ MAX_RUNS = 1000
 class InMemoryEvalStore:
     """Datasets, runs, results and the cache in dicts, behind one lock."""
 
+    inline_reads = True
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._versions: dict[str, list[tuple[DatasetVersion, list[DatasetItem]]]] = {}
