@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from controltower.cost import PriceTable
 from controltower.errors import APIError
+from controltower.evals.store import EvalStore
 from controltower.gateway import Gateway, PromptResolver
 from controltower.gateway.service import ProviderFactory
 from controltower.prompts import InMemoryPromptStore, PromptRenderer, PromptStore
@@ -48,6 +49,7 @@ class GatewayApp:
         store: ObservabilityStore,
         *,
         prompt_store: PromptStore | None = None,
+        eval_store: EvalStore | None = None,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
@@ -79,7 +81,7 @@ class GatewayApp:
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
             *prompt_routes(self.prompt_store, store, renderer),
             # the auth is the login form's gate: key check, signed sessions, throttling
-            *web_routes(store, self.prompt_store, check_key=self.auth),
+            *web_routes(store, self.prompt_store, check_key=self.auth, eval_store=eval_store),
         ]
         self._api = build_api(store, self.writer, extra)
         retention = settings.retention

@@ -36,7 +36,12 @@ def build_app(settings: Settings, store: ObservabilityStore | None = None) -> Ga
         store = build_store(settings)
     # prompts live in the same database as the traces
     return GatewayApp(
-        settings, make_provider, store, prompt_store=store.prompt_store(), on_shutdown=store.close
+        settings,
+        make_provider,
+        store,
+        prompt_store=store.prompt_store(),
+        eval_store=store.eval_store(),
+        on_shutdown=store.close,
     )
 
 

@@ -11,6 +11,7 @@ from controltower.domain import Score, TraceRecord
 from controltower.tracing.query import GroupFilter, TraceFilter
 
 if TYPE_CHECKING:
+    from controltower.evals.store import EvalStore
     from controltower.prompts.metrics import MetricsWindow, VersionMetrics
     from controltower.prompts.store import PromptStore
 
@@ -176,6 +177,10 @@ class ObservabilityStore(TraceStore, Protocol):
 
     def prompt_store(self) -> PromptStore:
         """The prompt store kept in the same database as these traces."""
+        ...
+
+    def eval_store(self) -> EvalStore:
+        """The datasets, eval runs and human reviews kept in the same database."""
         ...
 
     def set_aside(self, letter: DeadLetter) -> None:
