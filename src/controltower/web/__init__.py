@@ -41,7 +41,10 @@ def web_routes(
     eval_pages = (
         []
         if eval_store is None
-        else [*eval_page_routes(eval_store, store, renderer), *review_page_routes(eval_store, store, renderer)]
+        else [
+            *eval_page_routes(eval_store, store, renderer),
+            *review_page_routes(eval_store, store, renderer),
+        ]
     )
 
     async def home(request: Request) -> Response:
