@@ -298,6 +298,7 @@ class JudgeScorer:
     kind: ScoreKind
     model: str
     prompt_hash: str
+    reads_contexts = False  # the RAG judges grade against the retrieved passages
 
     async def score(self, sample: Sample) -> Verdict:
         """The verdict on one sample (retryable gateway errors propagate, see the module)."""
@@ -541,7 +542,9 @@ def rag_judge(metric: RagMetric) -> ScorerFactory:
             )
 
         call = JudgeCall.of(options, ctx, metric.shape)
-        return LLMJudge(metric.name, "numeric", call, _fixed(metric.task), blocks, grade)
+        judge = LLMJudge(metric.name, "numeric", call, _fixed(metric.task), blocks, grade)
+        judge.reads_contexts = "contexts" in metric.parts
+        return judge
 
     factory.__name__ = factory.__qualname__ = metric.name.replace("-", "_") + "_judge"
     factory.__doc__ = f"`{metric.name}`: {metric.summary}"

@@ -119,6 +119,7 @@ class ItemRunner:
         concurrency: int,
         write: Callable[[list[EvalResult], dict[str, Any]], None],
         on_progress: ProgressHook | None = None,
+        contexts: Callable[[Answer], Awaitable[Answer]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.target = target
@@ -127,6 +128,7 @@ class ItemRunner:
         self.limit = AdaptiveLimit(concurrency)
         self._write = write
         self._on_progress = on_progress
+        self.contexts = contexts  # reads the passages an answer's trace retrieved
         self._buffer: list[EvalResult] = []
         self._last_flush = time.monotonic()
         self.retries = 0
@@ -179,6 +181,8 @@ class ItemRunner:
             answer = await self._retrying(lambda: self.target.answer(item, repeat))
         except (APIError, TargetError) as exc:
             return self._failed(item, repeat, exc)
+        if self.contexts is not None:
+            answer = await self.contexts(answer)
         sample = _sample(item, repeat, answer)
         verdicts = await asyncio.gather(*(self._score(s, sample, scope) for s in self.scorers))
         return EvalResult(

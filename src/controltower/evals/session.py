@@ -27,6 +27,7 @@ from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus
 from controltower.domain.ids import now_us
 from controltower.errors import ControlTowerError, NotFound
 from controltower.evals.calls import CachedClient, CachePolicy
+from controltower.evals.contexts import TraceContexts, TraceReader
 from controltower.evals.dataset_files import item_from_record, read_items
 from controltower.evals.registry import ScorerRegistry
 from controltower.evals.runner import ItemRunner, ProgressHook
@@ -54,6 +55,7 @@ class EvalRuntime:
     store: EvalStore
     http: HttpCaller | None = None
     on_close: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    traces: TraceReader | None = None  # where RAG judges read an app's retrieval spans
 
     async def aclose(self) -> None:
         """Stop what the runtime started (the in-process gateway, its trace writer)."""
@@ -183,6 +185,7 @@ async def _run_one(
         concurrency=options.concurrency or spec.concurrency,
         write=lambda results, cache: _write(runtime.store, results, cache),
         on_progress=options.on_progress,
+        contexts=_trace_contexts(runtime, target_spec, scorers),
     )
     status: RunStatus = "interrupted"
     try:
@@ -194,6 +197,16 @@ async def _run_one(
         await asyncio.to_thread(runtime.store.finish_run, run.id, status, summary)
     stored = await asyncio.to_thread(runtime.store.get_run, run.id)
     return RunOutcome(stored, results, resumed)
+
+
+def _trace_contexts(
+    runtime: EvalRuntime, target: TargetSpec, scorers: list[Scorer]
+) -> TraceContexts | None:
+    """A reader of retrieval spans, when an application answers and a RAG judge grades."""
+    reads = any(getattr(scorer, "reads_contexts", False) for scorer in scorers)
+    if runtime.traces is None or target.kind not in ("python", "http") or not reads:
+        return None
+    return TraceContexts(runtime.traces)
 
 
 def _write(store: EvalStore, results: list[EvalResult], cache: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from controltower.domain.evaluation import EvalResult
+from controltower.evals.contexts import TraceContexts
 from controltower.evals.scoring import Scorer
 from controltower.evals.spec import EvalSpec
 
@@ -16,6 +17,9 @@ class _Counts(Protocol):
 
     @property
     def limit(self) -> Any: ...
+
+    @property
+    def contexts(self) -> Any: ...
 
 
 class _CacheCounts(Protocol):
@@ -73,7 +77,14 @@ def summarize(
         "cache": {"hits": cache.hits, "misses": cache.misses},
         "rate_limited": runner.retries,
         "concurrency": {"most": runner.limit.most, "lowest": runner.limit.lowest},
+        **_contexts(runner.contexts),
     }
+
+
+def _contexts(reader: Any) -> dict[str, Any]:
+    if not isinstance(reader, TraceContexts):
+        return {}
+    return {"contexts": {"from_traces": reader.read, "traces_missing": reader.missing}}
 
 
 def _rate(part: int, whole: int) -> float:

@@ -167,7 +167,7 @@ def local_runtime(
     """An eval runtime on an in-process gateway; `store` holds traces, prompts and evals."""
     gateway = LocalGateway(settings, make_provider or _registered_provider, store)
     gateway.start()
-    return EvalRuntime(gateway, store.eval_store(), None, [gateway.aclose])
+    return EvalRuntime(gateway, store.eval_store(), None, [gateway.aclose], traces=store)
 
 
 def _registered_provider(deployment: Deployment) -> Any:
