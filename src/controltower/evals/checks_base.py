@@ -110,6 +110,9 @@ class Check:
     a judge's, so that the runner backs off and scores the sample again."""
 
     kind: ScoreKind = "binary"
+    # whether scoring may wait on I/O (a model, a user's async function); checks that do
+    # not are run in line, not as tasks of their own
+    waits = False
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -39,6 +39,8 @@ _RESULTS = "a bool, a number, a Verdict or a dict with value, pass and reason"
 class PythonFunction(Check):
     """Calls `function(sample)` (sync or async) and reads its result as a verdict."""
 
+    waits = True
+
     def __init__(
         self, name: str, function: Callable[[Sample], Any], kind: ScoreKind, threshold: float | None
     ) -> None:
@@ -155,6 +157,7 @@ class Negation(Check):
     def __init__(self, name: str, inner: Scorer) -> None:
         super().__init__(name)
         self.inner = inner
+        self.waits = getattr(inner, "waits", True)
 
     async def check(self, sample: Sample) -> Verdict:
         verdict = await self.inner.score(sample)

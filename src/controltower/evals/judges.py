@@ -299,6 +299,7 @@ class JudgeScorer:
     model: str
     prompt_hash: str
     reads_contexts = False  # the RAG judges grade against the retrieved passages
+    waits = True
 
     async def score(self, sample: Sample) -> Verdict:
         """The verdict on one sample (retryable gateway errors propagate, see the module)."""

@@ -124,6 +124,9 @@ class ItemRunner:
         self.run_id = run_id
         self.target = target
         self.scorers = list(scorers)
+        # scorers that never wait are run in line; the others concurrently, as tasks
+        self._in_line = [s for s in self.scorers if not getattr(s, "waits", True)]
+        self._waiting = [s for s in self.scorers if getattr(s, "waits", True)]
         self.client = client
         self.limit = AdaptiveLimit(concurrency)
         self._write = write
@@ -184,7 +187,12 @@ class ItemRunner:
         if self.contexts is not None:
             answer = await self.contexts(answer)
         sample = _sample(item, repeat, answer)
-        verdicts = await asyncio.gather(*(self._score(s, sample, scope) for s in self.scorers))
+        verdicts = {s.name: await self._score(s, sample, scope) for s in self._in_line}
+        if len(self._waiting) == 1:
+            verdicts[self._waiting[0].name] = await self._score(self._waiting[0], sample, scope)
+        elif self._waiting:
+            waited = await asyncio.gather(*(self._score(s, sample, scope) for s in self._waiting))
+            verdicts.update(zip((s.name for s in self._waiting), waited, strict=True))
         return EvalResult(
             self.run_id,
             item.id,
@@ -195,7 +203,7 @@ class ItemRunner:
             trace_id=answer.trace_id,
             latency_ms=answer.latency_ms,
             cost_usd=answer.cost_usd,
-            scores=dict(zip((s.name for s in self.scorers), verdicts, strict=True)),
+            scores={s.name: verdicts[s.name] for s in self.scorers},
             created_us=now_us(),
         )
 

@@ -165,6 +165,8 @@ def similar(config: Any, ctx: ScorerContext) -> Scorer:
 class Embedding(Similarity):
     """The cosine of the answer's and the expected text's embeddings, in -1..1."""
 
+    waits = True
+
     def __init__(
         self, name: str, expected: ValueOf, model: str, threshold: float | None, ctx: ScorerContext
     ) -> None:
