@@ -143,6 +143,12 @@ class CriteriaOptions(JudgeOptions):
     criteria: str | None = Field(default=None, min_length=1)
 
 
+class PairwiseOptions(CriteriaOptions):
+    """`pairwise`: the run whose answers the candidate's are compared with."""
+
+    baseline: str | None = Field(default=None, pattern=r"^(run_[A-Za-z0-9_-]+|last|branch:.+)$")
+
+
 class FactualityOptions(ThresholdOptions):
     """`factuality`: passed unless the answer disagrees, or by `threshold` on the score."""
 
@@ -155,6 +161,7 @@ _FIXES = {
     "rubric": "write what a good answer does, e.g. rubric: Is the answer polite and correct?",
     "scale": 'write "1-5" (any LOW-HIGH range of whole numbers) or "pass-fail"',
     "criteria": "write the question the judge decides, or leave the key out",
+    "baseline": "write a run id (run_...), last, or branch:NAME",
 }
 
 
@@ -459,6 +466,10 @@ PAIRWISE_VALUES: dict[str, float] = {"win": 1.0, "loss": 0.0, "tie": 0.5, "flip"
 class PairwiseJudge(JudgeScorer):
     """The answer against the baseline's, asked in both orders; a win must survive the swap."""
 
+    # the run compared with: `run_...`, `last` or `branch:NAME` (else the run's --baseline)
+    baseline: str | None = None
+    needs_baseline = True
+
     def __init__(self, name: str, call: JudgeCall, criteria: SampleText, source: str) -> None:
         self.name, self.kind, self.model = name, "numeric", call.model
         self._call, self._criteria = call, criteria
@@ -515,11 +526,13 @@ def _outcome(label: str, candidate_first: bool) -> Outcome:
 
 def pairwise_judge(config: Any, ctx: ScorerContext) -> PairwiseJudge:
     """`pairwise`: 1.0 a win in both orders, 0.0 a loss in both, 0.5 a tie or a flip."""
-    options = _parse_options("pairwise", CriteriaOptions, config)
+    options = _parse_options("pairwise", PairwiseOptions, config)
     source = options.criteria or prompts.PAIRWISE_DEFAULT_CRITERIA
     criteria = _compile_text(ctx, "criteria", source)
     call = JudgeCall.of(options, ctx, Labels(("A", "B", "tie")))
-    return PairwiseJudge("pairwise", call, criteria, source)
+    judge = PairwiseJudge("pairwise", call, criteria, source)
+    judge.baseline = options.baseline
+    return judge
 
 
 # --- RAG metrics --------------------------------------------------------------------------

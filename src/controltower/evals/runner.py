@@ -120,6 +120,7 @@ class ItemRunner:
         write: Callable[[list[EvalResult], dict[str, Any]], None],
         on_progress: ProgressHook | None = None,
         contexts: Callable[[Answer], Awaitable[Answer]] | None = None,
+        baseline_texts: dict[tuple[str, int], str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.target = target
@@ -132,6 +133,7 @@ class ItemRunner:
         self._write = write
         self._on_progress = on_progress
         self.contexts = contexts  # reads the passages an answer's trace retrieved
+        self.baseline_texts = baseline_texts or {}  # the baseline run's answers (pairwise)
         self._buffer: list[EvalResult] = []
         self._last_flush = time.monotonic()
         self.retries = 0
@@ -186,7 +188,7 @@ class ItemRunner:
             return self._failed(item, repeat, exc)
         if self.contexts is not None:
             answer = await self.contexts(answer)
-        sample = _sample(item, repeat, answer)
+        sample = _sample(item, repeat, answer, self._baseline_text(item.id, repeat))
         verdicts = {s.name: await self._score(s, sample, scope) for s in self._in_line}
         if len(self._waiting) == 1:
             verdicts[self._waiting[0].name] = await self._score(self._waiting[0], sample, scope)
@@ -236,6 +238,13 @@ class ItemRunner:
                 await asyncio.sleep(_backoff(attempt, exc))
         return await call()
 
+    def _baseline_text(self, item_id: str, repeat: int) -> str | None:
+        """The baseline's answer to the same repeat, or to the item's first one."""
+        if not self.baseline_texts:
+            return None
+        found = self.baseline_texts.get((item_id, repeat))
+        return found if found is not None else self.baseline_texts.get((item_id, 0))
+
     def _failed(self, item: DatasetItem, repeat: int, exc: Exception) -> EvalResult:
         message = exc.message if isinstance(exc, APIError) else str(exc)
         return EvalResult(
@@ -265,7 +274,7 @@ def _backoff(attempt: int, exc: RateLimited) -> float:
     return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt))
 
 
-def _sample(item: DatasetItem, repeat: int, answer: Answer) -> Sample:
+def _sample(item: DatasetItem, repeat: int, answer: Answer, baseline: str | None) -> Sample:
     return Sample(
         item,
         answer.output,
@@ -277,4 +286,5 @@ def _sample(item: DatasetItem, repeat: int, answer: Answer) -> Sample:
         answer.trace_id,
         answer.contexts,
         input_text(item),
+        baseline,
     )

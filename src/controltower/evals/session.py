@@ -26,6 +26,7 @@ from controltower.domain.dataset import DatasetItem, DatasetVersion
 from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus
 from controltower.domain.ids import now_us
 from controltower.errors import ControlTowerError, NotFound
+from controltower.evals.baselines import answers_by_item, is_stored_ref, stored_baseline
 from controltower.evals.calls import CachedClient, CachePolicy
 from controltower.evals.contexts import TraceContexts, TraceReader
 from controltower.evals.dataset_files import item_from_record, read_items
@@ -75,6 +76,7 @@ class RunOptions:
     concurrency: int | None = None
     on_progress: ProgressHook | None = None
     on_start: Callable[[EvalRun, int], None] | None = None  # (run, tasks to do)
+    baseline: str | None = None  # the run pairwise judges compare with, unless they name one
 
 
 @dataclass(slots=True)
@@ -154,6 +156,12 @@ async def _run_one(
     templates = SampleTemplates()
     scorers = spec.build_scorers(ScorerContext(client, templates), registry)
     record = await _record(spec, target_spec, scorers, dataset, values, policy, client)
+    baseline = await asyncio.to_thread(
+        _pairwise_baseline, spec, runtime.store, scorers, options, values
+    )
+    for entry, scorer in zip(record["scorers"], scorers, strict=True):
+        if baseline is not None and getattr(scorer, "needs_baseline", False):
+            entry["baseline_run"] = baseline[0]
     run, resumed = await asyncio.to_thread(
         _start_run, spec, runtime.store, record, values, batch, options
     )
@@ -186,6 +194,7 @@ async def _run_one(
         write=lambda results, cache: _write(runtime.store, results, cache),
         on_progress=options.on_progress,
         contexts=_trace_contexts(runtime, target_spec, scorers),
+        baseline_texts=baseline[1] if baseline is not None else None,
     )
     status: RunStatus = "interrupted"
     try:
@@ -197,6 +206,29 @@ async def _run_one(
         await asyncio.to_thread(runtime.store.finish_run, run.id, status, summary)
     stored = await asyncio.to_thread(runtime.store.get_run, run.id)
     return RunOutcome(stored, results, resumed)
+
+
+def _pairwise_baseline(
+    spec: EvalSpec,
+    store: EvalStore,
+    scorers: list[Scorer],
+    options: RunOptions,
+    values: dict[str, Any],
+) -> tuple[str, dict[tuple[str, int], str]] | None:
+    """The baseline run of the pairwise judges and its answers, or None without one."""
+    judges = [s for s in scorers if getattr(s, "needs_baseline", False)]
+    if not judges:
+        return None
+    ref = getattr(judges[0], "baseline", None) or options.baseline
+    if ref is None or not is_stored_ref(ref):
+        raise NotFound(
+            f"{judges[0].name} compares with a baseline run's answers, and none is named; fix: "
+            "set baseline: (a run id, last, or branch:NAME) in its settings, or pass "
+            "--baseline RUN",
+            param="baseline",
+        )
+    run = stored_baseline(store, ref, spec.name, values)
+    return run.id, answers_by_item(store.run_results(run.id))
 
 
 def _trace_contexts(
