@@ -18,6 +18,7 @@ from controltower.cli.common import (
     warn,
 )
 from controltower.cli.datasets import datasets
+from controltower.cli.eval_calibrate import calibrate_command
 from controltower.cli.evals import eval_group
 from controltower.cli.prompts import prompts
 from controltower.errors import ConfigError, ControlTowerError
@@ -294,3 +295,4 @@ def retention_run(config: str | None, database_url: str | None) -> None:
 main.add_command(prompts)
 main.add_command(datasets)
 main.add_command(eval_group)
+eval_group.add_command(calibrate_command)
