@@ -14,6 +14,7 @@ PACKAGES = [
     "controltower.tracing",
     "controltower.ingest",
     "controltower.prompts",
+    "controltower.evals",
     "controltower.providers",
     "controltower.store",
     "controltower.gateway",
@@ -39,3 +40,11 @@ def test_every_builtin_provider_is_registered() -> None:
     assert provider_names() == ["anthropic", "mock", "openai"]
     for name in provider_names():
         assert callable(provider_class(name))
+
+
+def test_the_eval_runtimes_are_registered() -> None:
+    from controltower.gateway.eval_runtime import open_local_runtime, open_remote_runtime
+    from controltower.plugins import runtime_opener
+
+    assert runtime_opener("local") is open_local_runtime
+    assert runtime_opener("remote") is open_remote_runtime

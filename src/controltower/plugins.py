@@ -11,6 +11,7 @@ from controltower.errors import ConfigError
 
 PROVIDER_GROUP = "controltower.providers"
 SCORER_GROUP = "controltower.scorers"
+RUNTIME_GROUP = "controltower.runtimes"
 
 # what pyproject.toml registers, for a source checkout that was never pip-installed
 _BUILTIN_PROVIDERS = {
@@ -58,3 +59,22 @@ def scorer_tables() -> list[dict[str, Any]]:
         module = __import__(module_name, fromlist=[attr])
         tables.append(dict(getattr(module, attr)))
     return tables
+
+
+# each names a function (config, database_url, **options) -> EvalRuntime; `local` is the
+# default, `remote` takes gateway_url= and api_key=
+_BUILTIN_RUNTIMES = {
+    "local": "controltower.gateway.eval_runtime:open_local_runtime",
+    "remote": "controltower.gateway.eval_runtime:open_remote_runtime",
+}
+
+
+def runtime_opener(name: str = "local") -> Callable[..., Any]:
+    """The function that opens the eval runtime registered under `name`."""
+    found = {ep.name: ep.value for ep in entry_points(group=RUNTIME_GROUP)}
+    target = {**_BUILTIN_RUNTIMES, **found}.get(name)
+    if target is None:
+        raise ConfigError([f"unknown eval runtime {name!r}; register it under {RUNTIME_GROUP}"])
+    module_name, _, attr = target.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    return getattr(module, attr)  # type: ignore[no-any-return]

@@ -20,7 +20,9 @@ import orjson
 from controltower.cli.common import config_option, database_url_option, fail, load
 from controltower.cli.datasets import open_eval_store
 from controltower.cli.eval_view import EvalProgress, print_comparison, print_outcome, runs_table
-from controltower.errors import ControlTowerError, NotFound
+from controltower.errors import ControlTowerError
+from controltower.evals.baseline_runs import compare_with_baseline
+from controltower.evals.baselines import is_stored_ref
 from controltower.evals.compare import RunComparison, compare_runs
 from controltower.evals.gate import FAIL_ON, INFRASTRUCTURE, USAGE, Gate
 from controltower.evals.reports import github_annotations, json_report, junit_xml, markdown
@@ -32,7 +34,6 @@ from controltower.evals.session import (
     run_spec,
 )
 from controltower.evals.spec import EvalFileError, EvalSpec, load_eval_file
-from controltower.evals.store import EvalStore
 
 
 @click.group("eval")
@@ -89,6 +90,16 @@ def _fail_on(value: str) -> set[str]:
 @click.option("--concurrency", type=click.IntRange(1, 1024), help="override the file's")
 @click.option("--trace-url", help="the UI's address, for trace links in the Markdown")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@click.option(
+    "--gateway-url",
+    help="call models through the controltower gateway at this URL (default: in process)",
+)
+@click.option(
+    "--api-key",
+    envvar="CONTROLTOWER_API_KEY",
+    show_envvar=True,
+    help="the key of the gateway at --gateway-url",
+)
 @config_option
 @database_url_option
 def run_command(
@@ -105,6 +116,8 @@ def run_command(
     concurrency: int | None,
     trace_url: str | None,
     quiet: bool,
+    gateway_url: str | None,
+    api_key: str | None,
     config: str | None,
     database_url: str | None,
 ) -> None:
@@ -120,8 +133,10 @@ def run_command(
         resume=True if resume == "last" else (resume or False),
         retry_errors=retry_errors,
         concurrency=concurrency,
+        # a stored baseline is also what pairwise judges that name none compare with
+        baseline=baseline if baseline and is_stored_ref(baseline) else None,
     )
-    runtime = _runtime(config, database_url)
+    runtime = _runtime(config, database_url, gateway_url, api_key)
     try:
         outcomes, comparisons = asyncio.run(
             _run_and_compare(spec, runtime, options, baseline, quiet)
@@ -144,14 +159,35 @@ def _load_spec(file: Path) -> EvalSpec:
         fail(exc)
 
 
-def _runtime(config: str | None, database_url: str | None) -> EvalRuntime:
+def _runtime(
+    config: str | None, database_url: str | None, gateway_url: str | None, api_key: str | None
+) -> EvalRuntime:
     from controltower.cli.common import open_trace_store
     from controltower.gateway.local import local_runtime
 
+    if gateway_url is not None:
+        return _remote_runtime(config, database_url, gateway_url, api_key)
     settings = load(config)
     store = open_trace_store(config, database_url, must_exist=False)
     runtime = local_runtime(settings, store)
     runtime.on_close.append(store.close)
+    return runtime
+
+
+def _remote_runtime(
+    config: str | None, database_url: str | None, gateway_url: str, api_key: str | None
+) -> EvalRuntime:
+    """Model calls to a running gateway; the runs kept in this command's database."""
+    from controltower.gateway.remote import gateway_base, remote_runtime
+
+    try:
+        url = gateway_base(gateway_url)
+    except ControlTowerError as exc:
+        fail(exc)
+    store = open_eval_store(config, database_url, must_exist=False)
+    click.echo(f"gateway: {url}", err=True)
+    runtime = remote_runtime(url, api_key, store)
+    runtime.on_close.append(store.engine.dispose)
     return runtime
 
 
@@ -165,7 +201,8 @@ async def _run_and_compare(
         with progress if progress is not None else contextlib.nullcontext():
             outcomes = await run_spec(spec, runtime, options)
             comparisons = [
-                await _compare(spec, runtime, outcome, baseline, options) for outcome in outcomes
+                await compare_with_baseline(spec, runtime, outcome, baseline, options, _warn)
+                for outcome in outcomes
             ]
     finally:
         await runtime.aclose()
@@ -176,65 +213,8 @@ async def _run_and_compare(
     return outcomes, comparisons
 
 
-async def _compare(
-    spec: EvalSpec,
-    runtime: EvalRuntime,
-    outcome: RunOutcome,
-    baseline: str | None,
-    options: RunOptions,
-) -> RunComparison | None:
-    if baseline is None:
-        return None
-    store = runtime.store
-    base = await asyncio.to_thread(_stored_baseline, store, outcome, baseline)
-    if base is None:  # a prompt label or version: run the same eval on it now
-        base = await _baseline_run(spec, runtime, outcome, baseline, options)
-        if base is None:
-            return None
-    results = await asyncio.to_thread(store.run_results, base.run.id)
-    return compare_runs(base.run, results, outcome.run, outcome.results)
-
-
-def _stored_baseline(store: EvalStore, outcome: RunOutcome, ref: str) -> RunOutcome | None:
-    run = outcome.run
-    if ref.startswith("run_"):
-        found = store.get_run(ref)
-        return RunOutcome(found, store.run_results(found.id))
-    if ref == "last" or ref.startswith("branch:"):
-        branch = ref.removeprefix("branch:") if ref != "last" else None
-        for candidate in store.list_runs(name=run.name, branch=branch, limit=200):
-            same = candidate.record.get("matrix") == run.record.get("matrix")
-            if candidate.id != run.id and candidate.status == "finished" and same:
-                return RunOutcome(candidate, store.run_results(candidate.id))
-        raise NotFound(
-            f"no finished run of {run.name!r} to compare with for --baseline {ref}; run the "
-            "eval there first (e.g. on the main branch), or pass a run id",
-            param="baseline",
-        )
-    return None
-
-
-async def _baseline_run(
-    spec: EvalSpec, runtime: EvalRuntime, outcome: RunOutcome, ref: str, options: RunOptions
-) -> RunOutcome | None:
-    from dataclasses import replace
-
-    target = spec.target
-    if target.kind != "prompt" or target.prompt is None:
-        click.secho(
-            f"warning: --baseline {ref}: a label or version needs a prompt target",
-            fg="yellow",
-            err=True,
-        )
-        return None
-    name = target.prompt.partition("@")[0].partition("#")[0]
-    reference = f"{name}{ref}" if ref.startswith("#") else f"{name}@{ref}"
-    base_spec = replace(spec, target=replace(target, prompt=reference), matrix={})
-    values = outcome.run.record.get("matrix") or {}
-    if values:
-        base_spec = replace(base_spec, target=base_spec.target_for(values))
-    quiet = RunOptions(cache=options.cache, concurrency=options.concurrency)
-    return (await run_spec(base_spec, runtime, quiet))[0]
+def _warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
 
 
 def _report(

@@ -121,6 +121,7 @@ class EvalSpec:
             params,
             t.python,
             t.http,
+            t.function,
         )
 
     def build_scorers(self, ctx: ScorerContext, registry: ScorerRegistry) -> list[Scorer]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from controltower.evals.spec_problems import Loc, Problems, unknown
+from controltower.evals.templating import SampleTemplates, TemplateProblem
 
 TargetKind = Literal["prompt", "model", "python", "http"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("prompt", "model", "python", "http")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # as in config files
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +29,8 @@ class TargetSpec:
     params: dict[str, Any] = field(default_factory=dict)
     python: str | None = None
     http: dict[str, Any] = field(default_factory=dict)
+    # a callable given from Python (`target: {python: fn}`); `python` then holds its name
+    function: Callable[..., Any] | None = field(default=None, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """The target as the run's record keeps it."""
@@ -82,6 +91,8 @@ def _target_of(kind: TargetKind, value: dict[str, Any], loc: Loc, found: Problem
             (*loc, "messages"), f"is for model and prompt targets, not {kind}; fix: remove it"
         )
     main = value[kind]
+    if kind == "python" and callable(main):
+        return TargetSpec(kind, params=params, python=_name_of(main), function=main)
     if kind == "http":
         return TargetSpec(kind, params=params, http=_http(main, (*loc, "http"), found))
     if not isinstance(main, str) or not main.strip():
@@ -100,6 +111,13 @@ def _target_of(kind: TargetKind, value: dict[str, Any], loc: Loc, found: Problem
         params=params,
         python=main if kind == "python" else None,
     )
+
+
+def _name_of(function: Callable[..., Any]) -> str:
+    """`module:qualname` of a callable, what the run's record keeps of it."""
+    module = getattr(function, "__module__", None) or "<python>"
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}:{name}"
 
 
 _TARGET_FIXES = {
@@ -150,15 +168,65 @@ def _http(value: Any, loc: Loc, found: Problems) -> dict[str, Any]:
         found.add(
             (*loc, "url"), "must be an http:// or https:// URL; fix: write the endpoint's URL"
         )
-    headers = value.get("headers") or {}
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        found.add((*loc, "headers"), "must map header names to strings; fix: quote values")
+    method = value.get("method", "POST")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        found.add(
+            (*loc, "method"),
+            f"must be one of {', '.join(HTTP_METHODS)} (got {method!r}); fix: use one",
+        )
+    _check_body(value.get("body"), (*loc, "body"), found)
+    out = dict(value)
+    out["headers"] = _headers(value.get("headers") or {}, (*loc, "headers"), found)
     output = value.get("output")
     if output is not None and not isinstance(output, str):
         found.add(
             (*loc, "output"),
             "must be a dotted path in the JSON answer; fix: e.g. `output: answer.text`",
         )
-    return dict(value)
+    return out
+
+
+def _headers(value: Any, loc: Loc, found: Problems) -> dict[str, str]:
+    """The headers, with `${NAME}` (or `${NAME:-default}`) read from the environment."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        found.add(loc, "must map header names to strings; fix: quote values")
+        return {}
+    out = {}
+    for name, text in value.items():
+        at: Loc = (*loc, name)
+        expanded = _ENV_REF.sub(functools.partial(_env, loc=at, found=found), text)
+        if any(c in f"{name}{expanded}" for c in "\r\n\0"):
+            found.add((*loc, name), "holds a line break; fix: write the header on one line")
+        out[name] = expanded
+    return out
+
+
+def _env(match: re.Match[str], *, loc: Loc, found: Problems) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    found.add(
+        loc,
+        f"environment variable {name} is not set; fix: export {name}=... before the run, "
+        f"or write ${{{name}:-default}}",
+    )
+    return ""
+
+
+def _check_body(value: Any, loc: Loc, found: Problems) -> None:
+    """Every template of the body compiles (so a typo is found before any call)."""
+    if isinstance(value, str):
+        try:
+            SampleTemplates().compile(value)
+        except TemplateProblem as exc:
+            found.add(loc, f"{exc}; fix: correct the template")
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_body(inner, (*loc, str(key)), found)
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            _check_body(inner, (*loc, i), found)

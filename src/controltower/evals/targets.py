@@ -2,7 +2,7 @@
 callable of the user's application, or an HTTP endpoint of it.
 
 Model calls go through the `ModelClient` (the gateway's code path, so they are traced);
-an HTTP endpoint through an `HttpCaller` that layer 2 implements.
+an HTTP endpoint through an `HttpCaller` that the gateway implements.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +19,12 @@ from typing import Any, Protocol
 import orjson
 
 from controltower.domain.dataset import DatasetItem
-from controltower.errors import APIError
+from controltower.errors import APIError, RateLimited
 from controltower.evals.scoring import ModelClient, ModelReply, Sample
 from controltower.evals.spec import TargetSpec
-from controltower.evals.templating import SampleTemplate, SampleTemplates
+from controltower.evals.templating import SampleTemplate, SampleTemplates, sample_values
+
+_ONE_NAME = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")
 
 
 class TargetError(Exception):
@@ -51,7 +54,11 @@ class Target(Protocol):
 
 
 class HttpCaller(Protocol):
-    """POSTs (or GETs) JSON to an URL; (status, parsed JSON answer or text)."""
+    """POSTs (or GETs) JSON to an URL; (status, parsed JSON answer or text).
+
+    It may raise `RateLimited` itself for a 429 or 503 (with the answer's Retry-After),
+    and `TargetError` when the endpoint cannot be reached or does not answer in time.
+    """
 
     async def call(
         self, method: str, url: str, body: Any, headers: dict[str, str], timeout_s: float
@@ -161,8 +168,8 @@ class PythonTarget:
     mapping with `output` (and optionally `contexts`, `tool_calls`, `trace_id`).
     """
 
-    def __init__(self, reference: str) -> None:
-        self.function = load_callable(reference)
+    def __init__(self, reference: str, function: Callable[..., Any] | None = None) -> None:
+        self.function = as_async(function) if function is not None else load_callable(reference)
 
     async def answer(self, item: DatasetItem, repeat: int) -> Answer:
         """What the callable returns for the item."""
@@ -196,14 +203,18 @@ def load_callable(reference: str) -> Callable[..., Any]:
             raise TargetError(f"{module_name!r} has no {attribute!r}")
     if not callable(found):
         raise TargetError(f"{reference!r} is not callable")
-    if not inspect.iscoroutinefunction(found):
-        sync = found
+    return as_async(found)
 
-        async def in_thread(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(sync, *args, **kwargs)
 
-        return in_thread
-    return found  # type: ignore[no-any-return]
+def as_async(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The callable itself when it is async, else one that calls it in a worker thread."""
+    if inspect.iscoroutinefunction(function):
+        return function
+
+    async def in_thread(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    return in_thread
 
 
 def _answer_from_value(value: Any, latency_ms: float, contexts: tuple[str, ...]) -> Answer:
@@ -255,10 +266,8 @@ class HttpTarget:
             self.method, self.url, body, self.headers, self.timeout_s
         )
         latency = (time.perf_counter() - started) * 1000
-        if status == 429:
-            from controltower.errors import RateLimited
-
-            raise RateLimited(f"{self.url} answered 429")
+        if status in (429, 503):  # the runner backs off, as from the gateway's 429s
+            raise RateLimited(f"{self.url} answered {status}")
         if status >= 400:
             raise TargetError(f"{self.url} answered {status}: {_as_text(data)[:200]}")
         return _answer_from_value({"output": _at(data, self.output_path)}, latency, _contexts(item))
@@ -276,9 +285,21 @@ def _at(data: Any, path: list[str]) -> Any:
 
 
 def _compile_tree(value: Any, templates: SampleTemplates) -> Callable[[Sample], Any]:
-    """A JSON body whose strings are templates, rendered per sample."""
+    """A JSON body whose strings are templates, rendered per sample; a string that is only
+    `{{ name }}` of a list, mapping, number or boolean (`{{ vars }}`, an input of messages)
+    is that value, not its text."""
     if isinstance(value, str):
-        return templates.compile(value)
+        render = templates.compile(value)
+        one = _ONE_NAME.fullmatch(value.strip())
+        if one is None:
+            return render
+        name = one.group(1)
+
+        def value_of(sample: Sample) -> Any:
+            found = sample_values(sample).get(name)
+            return found if isinstance(found, dict | list | int | float) else render(sample)
+
+        return value_of
     if isinstance(value, dict):
         parts = {k: _compile_tree(v, templates) for k, v in value.items()}
         return lambda s: {k: f(s) for k, f in parts.items()}
@@ -300,7 +321,7 @@ def build_target(
 ) -> Target:
     """The target an eval file's `target:` describes."""
     if spec.kind == "python":
-        return PythonTarget(spec.python or "")
+        return PythonTarget(spec.python or "", spec.function)
     if spec.kind == "http":
         if http is None:
             raise TargetError("this runtime has no HTTP client for an http target")
@@ -317,6 +338,7 @@ __all__ = [
     "SampleTemplate",
     "Target",
     "TargetError",
+    "as_async",
     "build_target",
     "input_text",
     "load_callable",

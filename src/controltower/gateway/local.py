@@ -19,6 +19,7 @@ from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.evals.scoring import ModelReply
 from controltower.evals.session import EvalRuntime
 from controltower.gateway.caller import Caller
+from controltower.gateway.http_caller import HttpTargetCaller
 from controltower.gateway.prompts import PREFIX, PromptResolver, parse_reference
 from controltower.gateway.service import ChatPlan, Gateway, ProviderFactory
 from controltower.plugins import provider_class
@@ -167,7 +168,10 @@ def local_runtime(
     """An eval runtime on an in-process gateway; `store` holds traces, prompts and evals."""
     gateway = LocalGateway(settings, make_provider or _registered_provider, store)
     gateway.start()
-    return EvalRuntime(gateway, store.eval_store(), None, [gateway.aclose], traces=store)
+    http = HttpTargetCaller()
+    return EvalRuntime(
+        gateway, store.eval_store(), http, [http.aclose, gateway.aclose], traces=store
+    )
 
 
 def _registered_provider(deployment: Deployment) -> Any:
