@@ -39,6 +39,13 @@ EXPECTED_INDEXES = {
     "eval_runs": {"ix_eval_runs_name_created_us", "ix_eval_runs_created_us"},
     "eval_results": set(),
     "eval_cache": set(),
+    "review_queues": {"ix_review_queues_name"},
+    "review_tasks": {
+        "ix_review_tasks_queue_id_item_key",
+        "ix_review_tasks_queue_id_status_position",
+        "ix_review_tasks_run_id",
+    },
+    "review_scores": {"ix_review_scores_queue_id"},
 }
 
 
@@ -56,7 +63,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     inspector = sa.inspect(engine)
     assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
@@ -71,7 +78,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

@@ -1,5 +1,5 @@
 """Commands: serve, config check, db upgrade, traces, users delete, retention run, prompts,
-datasets, eval."""
+datasets, eval, review."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from controltower.cli.datasets import datasets
 from controltower.cli.eval_calibrate import calibrate_command
 from controltower.cli.evals import eval_group
 from controltower.cli.prompts import prompts
+from controltower.cli.review import review
 from controltower.errors import ConfigError, ControlTowerError
 from controltower.settings import PORT_ENV, Settings
 
@@ -296,3 +297,4 @@ main.add_command(prompts)
 main.add_command(datasets)
 main.add_command(eval_group)
 eval_group.add_command(calibrate_command)
+main.add_command(review)

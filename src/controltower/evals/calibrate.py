@@ -223,7 +223,7 @@ def _one(
         items=len(set(items)),
         agreement=float(np.mean(judge == human)),
         within_one=float(np.mean(np.abs(judge - human) <= 1)) if kind == "scale" else None,
-        kappa=_kappa(_confusion(judge, human, levels), weighting),
+        kappa=_kappa(_confusion(judge, human, levels), weighting, levels),
         kappa_weighting=weighting,
         kappa_ci=_kappa_ci(items, judge, human, levels, weighting, resamples, rng),
         judge_length_correlation=spearman(lengths, judge),
@@ -273,16 +273,20 @@ def _confusion(judge: np.ndarray, human: np.ndarray, levels: list[float]) -> np.
     return matrix
 
 
-def _kappa(matrix: np.ndarray, weighting: str) -> float | None:
-    """Cohen's kappa of a confusion matrix (judge rows, human columns)."""
+def _kappa(matrix: np.ndarray, weighting: str, levels: list[float]) -> float | None:
+    """Cohen's kappa of a confusion matrix (judge rows, human columns); quadratic weights
+    grow with the distance of the values (not of their places among the values seen, so
+    that 1 against 5 stays a far miss when nobody chose 2, 3 or 4)."""
     total = matrix.sum()
     k = matrix.shape[0]
     if total == 0 or k < 2:
         return None
     observed = matrix / total
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0))
-    i, j = np.indices((k, k))
-    weights = ((i - j) / (k - 1)) ** 2 if weighting == "quadratic" else (i != j).astype(float)
+    values = np.asarray(levels, dtype=float)
+    gaps = values[:, None] - values[None, :]
+    spread = float(values.max() - values.min())
+    weights = (gaps / spread) ** 2 if weighting == "quadratic" else (gaps != 0).astype(float)
     disagreement = float((weights * expected).sum())
     if disagreement == 0:
         return None  # both raters always gave one and the same value: kappa is undefined
@@ -309,7 +313,7 @@ def _kappa_ci(
         per_item[position[name], index[a], index[b]] += 1
     counts = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=resamples)
     matrices = np.tensordot(counts, per_item, axes=(1, 0))
-    kappas = [_kappa(m, weighting) for m in matrices]
+    kappas = [_kappa(m, weighting, levels) for m in matrices]
     found = np.array([k for k in kappas if k is not None])
     if found.size == 0:
         return None

@@ -1,4 +1,5 @@
-"""The seams the harness keeps its data behind: datasets, runs and results, the call cache.
+"""The seams the harness keeps its data behind: datasets, runs and results, the call cache,
+human review (`controltower.evals.review_store`).
 
 Layer 2 implements them on SQLite and PostgreSQL (`controltower.store`), and the package
 ships in-memory fakes (`controltower.store.InMemoryStore.eval_store()`).
@@ -11,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from controltower.domain.dataset import DatasetItem, DatasetVersion
 from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus
+from controltower.evals.review_store import ReviewStore
 
 
 @runtime_checkable
@@ -60,8 +62,9 @@ class DatasetStore(Protocol):
 
 
 @runtime_checkable
-class EvalStore(DatasetStore, Protocol):
-    """Eval runs and their results, and the cache of model calls made by evals.
+class EvalStore(DatasetStore, ReviewStore, Protocol):
+    """Eval runs and their results, the cache of model calls made by evals, and the human
+    review queues (`ReviewStore`).
 
     `inline_reads` says a cache read is a lookup in memory or in a local file (about
     0.1 ms), cheap enough to make on the event loop: the runner then skips the hop to a

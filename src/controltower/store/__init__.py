@@ -8,14 +8,18 @@ from controltower.store.engine import create_store_engine, current_revision, upg
 from controltower.store.eval_runs import SqlEvalStore
 from controltower.store.memory import InMemoryStore
 from controltower.store.memory_evals import InMemoryEvalStore
+from controltower.store.memory_reviews import InMemoryReviewStore
 from controltower.store.prompts import SqlPromptStore
+from controltower.store.reviews import SqlReviewStore
 from controltower.store.traces import SqlTraceStore
 
 __all__ = [
     "InMemoryEvalStore",
+    "InMemoryReviewStore",
     "InMemoryStore",
     "SqlEvalStore",
     "SqlPromptStore",
+    "SqlReviewStore",
     "SqlTraceStore",
     "create_store_engine",
     "current_revision",
@@ -37,7 +41,7 @@ def open_prompt_store(url: str) -> SqlPromptStore:
 
 
 def open_eval_store(url: str) -> SqlEvalStore:
-    """Open datasets and eval runs at a database URL, migrated to the newest schema."""
+    """Open datasets, eval runs and review queues at a database URL, migrated."""
     return SqlEvalStore(_migrated_engine(url))
 
 

@@ -13,17 +13,19 @@ from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus, Verdi
 from controltower.domain.ids import now_us
 from controltower.errors import NotFound
 from controltower.store.datasets import SqlDatasetStore
+from controltower.store.reviews import SqlReviewStore
 from controltower.store.schema import build_metadata
 
 _CHUNK = 500
 MAX_RUNS = 1000
 
 
-class SqlEvalStore(SqlDatasetStore):
-    """The EvalStore (datasets included) on SQLite or PostgreSQL."""
+class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
+    """The EvalStore (datasets and review queues included) on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
+        SqlReviewStore.__init__(self, engine)
         tables = build_metadata().tables
         self._runs = tables["eval_runs"]
         self._results = tables["eval_results"]

@@ -184,7 +184,7 @@ class InMemoryStore:
             return self._prompts
 
     def eval_store(self) -> InMemoryEvalStore:
-        """The in-memory datasets and eval runs beside these traces (the same on every call)."""
+        """The in-memory datasets, runs and review queues here (the same on every call)."""
         with self._lock:
             if self._evals is None:
                 self._evals = InMemoryEvalStore()

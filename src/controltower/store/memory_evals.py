@@ -19,16 +19,19 @@ from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus
 from controltower.domain.ids import now_us
 from controltower.errors import InvalidRequest, NotFound
 from controltower.store.datasets import check_item_ids
+from controltower.store.memory_reviews import InMemoryReviewStore
 
 MAX_RUNS = 1000
 
 
-class InMemoryEvalStore:
-    """Datasets, runs, results and the cache in dicts, behind one lock."""
+class InMemoryEvalStore(InMemoryReviewStore):
+    """Datasets, runs, results and the cache in dicts, behind one lock (review queues
+    behind their own)."""
 
     inline_reads = True
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._versions: dict[str, list[tuple[DatasetVersion, list[DatasetItem]]]] = {}
         self._tags: dict[str, dict[str, int]] = {}

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
 from controltower.store.eval_tables import dataset_tables, eval_tables
+from controltower.store.review_tables import review_tables
 
 log = logging.getLogger("controltower.store")
 
@@ -67,7 +68,7 @@ def json_type() -> TypeEngine[Any]:
 
 def build_metadata() -> sa.MetaData:
     """A fresh MetaData holding every table: traces, spans, scores, prompts, audit, the
-    dead letters, datasets and eval runs."""
+    dead letters, datasets, eval runs and review queues."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
@@ -77,6 +78,7 @@ def build_metadata() -> sa.MetaData:
     _dead_letters_table(metadata)
     dataset_tables(metadata, json_type)
     eval_tables(metadata, json_type)
+    review_tables(metadata, json_type)
     return metadata
 
 

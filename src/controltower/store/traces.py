@@ -472,7 +472,7 @@ class SqlTraceStore:
         return SqlPromptStore(self._engine)
 
     def eval_store(self) -> SqlEvalStore:
-        """Datasets and eval runs on the same database (and engine) as these traces."""
+        """Datasets, eval runs and review queues on the same database (and engine)."""
         from controltower.store.eval_runs import SqlEvalStore
 
         return SqlEvalStore(self._engine)
