@@ -12,6 +12,18 @@ when ``stream_options.include_usage``) and ``data: [DONE]``, written in one
 go with ``Transfer-Encoding: chunked``. ``GET /v1/models`` and ``GET /health``
 answer 200; anything else 404. Request bodies must carry Content-Length
 (pipelined and partial reads are handled).
+
+For the eval benchmarks, two options make it a model with a latency::
+
+    python bench/upstream.py --port 18001 --latency-ms 50 \
+        --reply 'judge-1={"score": 5}' --reply '*=Refunds are accepted within 30 days.'
+
+``--latency-ms`` delays every chat answer (answers on one connection keep their
+order); ``--reply MODEL=TEXT`` answers non-streaming requests for that model (``*``:
+any other model) with TEXT as the message content. ``GET /stats`` returns what this
+worker process answered since its start or the last ``POST /stats/reset``: chat
+calls, calls per model (counted when ``--reply`` is given), the most calls in flight
+at once, and the wall-clock times of the first request and the last answer.
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
+from collections import deque
 from typing import Any, cast
 
 MAX_HEAD = 64 * 1024
@@ -60,7 +74,7 @@ def _response(status: str, ctype: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-def build_completion() -> bytes:
+def build_completion(content: str = CONTENT) -> bytes:
     body = {
         "id": "chatcmpl-bench0000000000000000000001",
         "object": "chat.completion",
@@ -69,7 +83,7 @@ def build_completion() -> bytes:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": CONTENT, "refusal": None},
+                "message": {"role": "assistant", "content": content, "refusal": None},
                 "logprobs": None,
                 "finish_reason": "stop",
             }
@@ -128,8 +142,77 @@ NOT_FOUND = _response("404 Not Found", "application/json", b'{"error":{"message"
 BAD_REQUEST = _response("400 Bad Request", "application/json", b'{"error":{"message":"bad"}}')
 
 
+class Stats:
+    """What this worker answered since it started or was last reset (``GET /stats``)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.chat = 0
+        self.by_model: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.first_request_at: float | None = None
+        self.last_answer_at: float | None = None
+
+    def received(self) -> None:
+        self.chat += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
+
+    def answered(self) -> None:
+        self.in_flight -= 1
+        self.last_answer_at = time.time()
+
+    def answer(self) -> bytes:
+        body = {
+            "chat": self.chat,
+            "by_model": self.by_model,
+            "max_in_flight": self.max_in_flight,
+            "first_request_at": self.first_request_at,
+            "last_answer_at": self.last_answer_at,
+        }
+        return _response("200 OK", "application/json", _dumps(body))
+
+
+class Behaviour:
+    """The options that make the upstream a model: a latency and replies by model."""
+
+    def __init__(self) -> None:
+        self.configure(0.0, {})
+
+    def configure(self, latency_ms: float, replies: dict[str, str]) -> None:
+        self.latency_s = latency_ms / 1000
+        self.replies = {model: build_completion(text) for model, text in replies.items()}
+
+
+STATS = Stats()
+BEHAVIOUR = Behaviour()
+
+
+def reply_by_model(body: bytes) -> bytes | None:
+    """The ``--reply`` answer for a non-streaming request's model (and count the model)."""
+    try:
+        req = json.loads(body)
+    except ValueError:
+        return None
+    model = str(req.get("model"))
+    STATS.by_model[model] = STATS.by_model.get(model, 0) + 1
+    if req.get("stream") is True:
+        return None
+    replies = BEHAVIOUR.replies
+    return replies.get(model) or replies.get("*")
+
+
 def chat_answer(body: bytes) -> bytes:
     """Pick the prebuilt answer for a chat request body (JSON parsed only if needed)."""
+    if BEHAVIOUR.replies:
+        answer = reply_by_model(body)
+        if answer is not None:
+            return answer
     if b'"stream"' not in body:
         return COMPLETION
     try:
@@ -150,6 +233,11 @@ def route(method: bytes, path: bytes, body: bytes) -> bytes:
         return MODELS
     if method == b"GET" and path == b"/health":
         return HEALTH
+    if method == b"GET" and path == b"/stats":
+        return STATS.answer()
+    if method == b"POST" and path == b"/stats/reset":
+        STATS.reset()
+        return STATS.answer()
     return NOT_FOUND
 
 
@@ -184,6 +272,7 @@ class HttpProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.head: Head | None = None
         self.transport: asyncio.Transport | None = None
+        self.delayed: deque[tuple[bytes, bool]] = deque()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -215,11 +304,31 @@ class HttpProtocol(asyncio.Protocol):
         body = bytes(self.buf[: head.body_len])
         del self.buf[: head.body_len]
         self.head = None
-        self.transport.write(route(head.method, head.path, body))
+        chat = head.method == b"POST" and head.path.endswith(b"/chat/completions")
+        if chat:
+            STATS.received()
+        answer = route(head.method, head.path, body)
+        if chat and BEHAVIOUR.latency_s > 0:
+            self.delayed.append((answer, head.close))
+            asyncio.get_running_loop().call_later(BEHAVIOUR.latency_s, self._answer_delayed)
+            return not head.close
+        if chat:
+            STATS.answered()
+        self.transport.write(answer)
         if head.close:
             self.transport.close()
             return False
         return True
+
+    def _answer_delayed(self) -> None:
+        """Each timer sends the oldest delayed answer, so answers keep their order."""
+        answer, close = self.delayed.popleft()
+        STATS.answered()
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(answer)
+        if close:
+            self.transport.close()
 
     def _fail(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -248,7 +357,14 @@ async def serve(sock: socket.socket) -> None:
         await stop.wait()
 
 
-def run_worker(host: str, port: int, reuse_port: bool) -> None:
+def run_worker(
+    host: str,
+    port: int,
+    reuse_port: bool,
+    latency_ms: float = 0.0,
+    replies: dict[str, str] | None = None,
+) -> None:
+    BEHAVIOUR.configure(latency_ms, replies or {})
     sock = make_socket(host, port, reuse_port)
     try:
         import uvloop
@@ -263,16 +379,26 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay of chat answers")
+    parser.add_argument(
+        "--reply",
+        action="append",
+        default=[],
+        metavar="MODEL=TEXT",
+        help="message content for MODEL (`*`: any other model); repeatable",
+    )
     args = parser.parse_args()
+    replies = dict(item.split("=", 1) for item in args.reply)
     reuse = args.workers > 1
+    worker_args = (args.host, args.port, reuse, args.latency_ms, replies)
     children = [
-        multiprocessing.Process(target=run_worker, args=(args.host, args.port, reuse))
+        multiprocessing.Process(target=run_worker, args=worker_args)
         for _ in range(args.workers - 1)
     ]
     for child in children:
         child.start()
     try:
-        run_worker(args.host, args.port, reuse)
+        run_worker(*worker_args)
     finally:
         for child in children:
             if child.pid is not None:
