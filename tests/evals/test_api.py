@@ -12,32 +12,12 @@ import controltower.evals
 from controltower.evals import EvalReport
 from controltower.evals.session import EvalRuntime
 from controltower.store.memory_evals import InMemoryEvalStore
+from tests.evals.refund_eval import CONFIG, EVAL
 
 ITEMS = [
     {"id": "refund", "input": "How long for a refund?", "expected": "30 days"},
     {"id": "shipping", "input": "When does it ship?", "expected": "30 days"},
 ]
-
-CONFIG = """\
-models:
-  - name: fast
-    deployments:
-      - provider: mock
-        model: fast-1
-        mock:
-          rules: [{match: refund, reply: "Refunds within 30 days."}]
-          reply: "No idea."
-"""
-
-EVAL = """\
-name: refund
-dataset: data.jsonl
-target:
-  model: fast
-  messages: [{role: user, content: "{{ input }}"}]
-scorers:
-  - contains: "{{ expected }}"
-"""
 
 
 class NoModels:

@@ -5,28 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.evals.refund_eval import CONFIG, EVAL
+
 pytest_plugins = ["pytester"]
-
-CONFIG = """\
-models:
-  - name: fast
-    deployments:
-      - provider: mock
-        model: fast-1
-        mock:
-          rules: [{match: refund, reply: "Refunds within 30 days."}]
-          reply: "No idea."
-"""
-
-EVAL = """\
-name: refund
-dataset: data.jsonl
-target:
-  model: fast
-  messages: [{role: user, content: "{{ input }}"}]
-scorers:
-  - contains: "{{ expected }}"
-"""
 
 DATA = """\
 {"id": "refund", "input": "How long for a refund?", "expected": "30 days"}

@@ -6,9 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from controltower.store import InMemoryStore, SqlTraceStore, open_store
+from controltower.store import (
+    InMemoryEvalStore,
+    InMemoryStore,
+    SqlEvalStore,
+    SqlTraceStore,
+    open_eval_store,
+    open_store,
+)
 
 TraceStore = InMemoryStore | SqlTraceStore
+EvalStore = InMemoryEvalStore | SqlEvalStore
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -22,3 +30,16 @@ def store(request: pytest.FixtureRequest) -> Iterator[TraceStore]:
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def eval_store(request: pytest.FixtureRequest) -> Iterator[EvalStore]:
+    """Each empty eval store in turn (datasets, runs, the cache and review queues)."""
+    if request.param == "memory":
+        yield InMemoryEvalStore()
+        return
+    made = open_eval_store(request.getfixturevalue(f"{request.param}_url"))
+    try:
+        yield made
+    finally:
+        made.engine.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from controltower.domain.dataset import DatasetItem, items_hash
 from controltower.domain.evaluation import EvalResult, EvalRun, Verdict
 from controltower.errors import InvalidRequest, NotFound
 from controltower.evals.store import EvalStore
-from controltower.store import InMemoryEvalStore, open_eval_store
 
 ITEMS = [
     DatasetItem("a", "What is the refund window?", expected="30 days"),
@@ -21,17 +19,10 @@ ITEMS = [
 ]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+@pytest.fixture
+def store(eval_store: Any) -> Any:
     """An empty eval store of each kind."""
-    if request.param == "memory":
-        yield InMemoryEvalStore()
-        return
-    made = open_eval_store(request.getfixturevalue(f"{request.param}_url"))
-    try:
-        yield made
-    finally:
-        made._engine.dispose()
+    return eval_store
 
 
 def test_every_store_is_an_eval_store(store: Any) -> None:

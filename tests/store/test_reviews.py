@@ -4,7 +4,6 @@ claims that two reviewers never share, assignment, scores checked against the ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from controltower.domain.review import (
 )
 from controltower.errors import InvalidRequest, NotFound
 from controltower.evals.review_store import ReviewStore
-from controltower.store import InMemoryEvalStore, open_eval_store
 
 RUBRIC = (
     Criterion("correct", instructions="Does it give the refund window?"),
@@ -26,17 +24,10 @@ RUBRIC = (
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+@pytest.fixture
+def store(eval_store: Any) -> Any:
     """An empty review store of each kind (the eval store, which includes it)."""
-    if request.param == "memory":
-        yield InMemoryEvalStore()
-        return
-    made = open_eval_store(request.getfixturevalue(f"{request.param}_url"))
-    try:
-        yield made
-    finally:
-        made.engine.dispose()
+    return eval_store
 
 
 def queue(name: str = "refunds", created_us: int = 1) -> ReviewQueue:

@@ -11,11 +11,12 @@ run evals elsewhere.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from controltower import plugins
 from controltower.evals.baseline_runs import compare_with_baseline
@@ -32,49 +33,8 @@ from controltower.evals.spec import (
 )
 
 EvalSource = str | os.PathLike[str] | Mapping[str, Any]
-
-
-def run(
-    eval: EvalSource,
-    *,
-    config: str | os.PathLike[str] | None = None,
-    database_url: str | None = None,
-    baseline: str | None = None,
-    fail_on: Collection[str] = FAIL_ON,
-    cache: CachePolicy | bool | None = None,
-    repeats: int | None = None,
-    concurrency: int | None = None,
-    runtime: EvalRuntime | None = None,
-    base_dir: str | os.PathLike[str] | None = None,
-    gateway_url: str | None = None,
-    api_key: str | None = None,
-) -> EvalReport:
-    """Run an eval file like `controltower eval run` and return its report."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise RuntimeError(
-            "controltower.evals.run() cannot run inside an event loop; "
-            "use `await controltower.evals.arun(...)` there"
-        )
-    return asyncio.run(
-        arun(
-            eval,
-            config=config,
-            database_url=database_url,
-            baseline=baseline,
-            fail_on=fail_on,
-            cache=cache,
-            repeats=repeats,
-            concurrency=concurrency,
-            runtime=runtime,
-            base_dir=base_dir,
-            gateway_url=gateway_url,
-            api_key=api_key,
-        )
-    )
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 async def arun(
@@ -92,7 +52,8 @@ async def arun(
     gateway_url: str | None = None,
     api_key: str | None = None,
 ) -> EvalReport:
-    """`run`, awaited. A `runtime` given is left open; one opened here is closed."""
+    """Run an eval file like `controltower eval run` and return its report (`run` is the
+    same, blocking). A `runtime` given is left open; one opened here is closed."""
     chosen = _fail_on(fail_on)
     spec = load_spec(eval, base_dir)
     if repeats is not None:
@@ -118,6 +79,28 @@ async def arun(
             await active.aclose()
     gate = Gate(spec, outcomes, comparisons, chosen)
     return EvalReport(spec, outcomes, comparisons, gate, warnings)
+
+
+def _blocking(function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """`function` run to its end on a new event loop, refused inside a running one."""
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(function(*args, **kwargs))
+        raise RuntimeError(
+            "controltower.evals.run() cannot run inside an event loop; "
+            "use `await controltower.evals.arun(...)` there"
+        )
+
+    return call
+
+
+run = _blocking(arun)
+run.__name__ = run.__qualname__ = "run"
+run.__doc__ = """Run an eval file like `controltower eval run` and return its report."""
 
 
 def load_spec(eval: EvalSource, base_dir: str | os.PathLike[str] | None = None) -> EvalSpec:
