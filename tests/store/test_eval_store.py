@@ -127,6 +127,9 @@ def test_runs_results_and_cache(store: Any) -> None:
     found = store.run_results("r1")
     assert [(r.item_id, r.repeat, r.status) for r in found] == [("a", 0, "ok"), ("a", 1, "ok")]
     assert found[0].scores["judge"] == verdict and found[1].text == "retried"
+    one = store.run_result("r1", "a", 1)
+    assert one is not None and (one.status, one.text) == ("ok", "retried")
+    assert store.run_result("r1", "a", 2) is None and store.run_result("nope", "a", 0) is None
     store.finish_run("r1", "finished", {"judge": {"mean": 4.0}})
     got = store.get_run("r1")
     assert got.status == "finished" and got.finished_us and got.summary["judge"]["mean"] == 4.0

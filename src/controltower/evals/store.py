@@ -99,6 +99,10 @@ class EvalStore(DatasetStore, ReviewStore, Protocol):
         """A run's results, by item and repeat."""
         ...
 
+    def run_result(self, run_id: str, item_id: str, repeat: int) -> EvalResult | None:
+        """One result of a run (an item's repeat), or None when it has none."""
+        ...
+
     def cache_get(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that have one."""
         ...

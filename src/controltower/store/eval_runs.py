@@ -98,6 +98,16 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
         with self._engine.connect() as conn:
             return [_result_of(row) for row in conn.execute(query)]
 
+    def run_result(self, run_id: str, item_id: str, repeat: int) -> EvalResult | None:
+        """One result of a run (an item's repeat), or None when it has none."""
+        t = self._results
+        query = sa.select(t).where(
+            t.c.run_id == run_id, t.c.item_id == item_id, t.c.repeat == repeat
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _result_of(row)
+
     def cache_get(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that have one."""
         c, found = self._cache, {}

@@ -154,6 +154,12 @@ class InMemoryEvalStore(InMemoryReviewStore):
             found = self._results.get(run_id, {})
             return [replace(found[key]) for key in sorted(found)]
 
+    def run_result(self, run_id: str, item_id: str, repeat: int) -> EvalResult | None:
+        """One result of a run (an item's repeat), or None when it has none."""
+        with self._lock:
+            found = self._results.get(run_id, {}).get((item_id, repeat))
+            return None if found is None else replace(found)
+
     def cache_get(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that have one."""
         with self._lock:

@@ -77,9 +77,7 @@ def task_view(
     if item.trace_id is not None:
         return _trace_item(traces, item.trace_id)
     run = store.get_run(item.run_id or "")
-    result = next(
-        (r for r in store.run_results(run.id) if r.key == (item.item_id, item.repeat)), None
-    )
+    result = store.run_result(run.id, item.item_id or "", item.repeat)
     expected, item_input, metadata = None, None, {}
     dataset = run.record.get("dataset") or {}
     try:
@@ -299,7 +297,5 @@ def result_trace(store: EvalStore, item: Any) -> str | None:
     """The trace of the run's answer to a run item, if it was traced."""
     if item.run_id is None:
         return None
-    for result in store.run_results(item.run_id):
-        if result.key == (item.item_id, item.repeat):
-            return result.trace_id
-    return None
+    result = store.run_result(item.run_id, item.item_id, item.repeat)
+    return None if result is None else result.trace_id
