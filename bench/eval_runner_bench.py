@@ -24,7 +24,6 @@ raw data go to bench/results/.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -41,6 +40,7 @@ from _env import DOC, RESULTS_DIR, git, machine
 from _report import replace_section
 from _waiting_client import WaitingClient
 
+from controltower.evals.event_loop import run_to_end
 from controltower.evals.session import EvalRuntime, run_spec
 from controltower.evals.spec import parse_eval
 from controltower.gateway.local import local_runtime
@@ -326,7 +326,7 @@ def run_all(args: argparse.Namespace) -> tuple[list[dict[str, float]], dict[str,
                 _start(upstream, runs)
             for rep in range(args.reps):
                 with tempfile.TemporaryDirectory() as folder:
-                    rows.append(asyncio.run(one(args.items, Path(folder))))
+                    rows.append(run_to_end(one(args.items, Path(folder))))
                 print(f"rep {rep + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()))
                 if runs is not None:
                     eval_peers.run_round(runs, args.items, upstream, args.peer_budget_s)

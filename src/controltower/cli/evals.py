@@ -6,7 +6,6 @@ threshold, 2 an invalid file or usage, 3 an infrastructure error, 4 an empty run
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
@@ -24,6 +23,7 @@ from controltower.errors import ControlTowerError
 from controltower.evals.baseline_runs import compare_with_baseline
 from controltower.evals.baselines import is_stored_ref
 from controltower.evals.compare import RunComparison, compare_runs
+from controltower.evals.event_loop import run_to_end
 from controltower.evals.gate import FAIL_ON, INFRASTRUCTURE, USAGE, Gate
 from controltower.evals.reports import github_annotations, json_report, junit_xml, markdown
 from controltower.evals.session import (
@@ -138,7 +138,7 @@ def run_command(
     )
     runtime = _runtime(config, database_url, gateway_url, api_key)
     try:
-        outcomes, comparisons = asyncio.run(
+        outcomes, comparisons = run_to_end(
             _run_and_compare(spec, runtime, options, baseline, quiet)
         )
     except ResumeRefused as exc:

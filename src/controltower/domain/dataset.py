@@ -71,9 +71,14 @@ def item_hash(item: DatasetItem) -> str:
 def items_hash(items: Iterable[DatasetItem]) -> str:
     """The content hash of a version: a set of items keyed by id, so their order is not
     part of it (and neither is the order of the keys in any object)."""
+    return hashes_digest((item.id, item_hash(item)) for item in items)
+
+
+def hashes_digest(hashes: Iterable[tuple[str, str]]) -> str:
+    """`items_hash` from each item's (id, `item_hash`), for a caller that has them."""
     digest = hashlib.sha256()
-    for item in sorted(items, key=lambda i: i.id):
-        digest.update(item_hash(item).encode())
+    for _, one in sorted(hashes, key=lambda pair: pair[0]):
+        digest.update(one.encode())
     return digest.hexdigest()
 
 

@@ -22,6 +22,7 @@ from controltower import plugins
 from controltower.evals.baseline_runs import compare_with_baseline
 from controltower.evals.baselines import is_stored_ref
 from controltower.evals.eval_report import EvalReport
+from controltower.evals.event_loop import run_to_end
 from controltower.evals.gate import FAIL_ON, Gate
 from controltower.evals.session import EvalRuntime, RunOptions, run_spec
 from controltower.evals.spec import (
@@ -89,7 +90,7 @@ def _blocking(function: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(function(*args, **kwargs))
+            return run_to_end(function(*args, **kwargs))
         raise RuntimeError(
             "controltower.evals.run() cannot run inside an event loop; "
             "use `await controltower.evals.arun(...)` there"

@@ -137,6 +137,9 @@ class CachedClient:
         so a moved label or a new model version is not answered from the cache."""
         if not isinstance(model, str):
             return None
+        known = self._resolved.get(model)
+        if known is not None:
+            return known
         try:
             return await self.resolve(model)
         except Exception as exc:  # the call itself will say what is wrong

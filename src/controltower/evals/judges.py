@@ -320,6 +320,8 @@ class JudgeScorer:
             verdict = Verdict.failed(str(exc))
         except Exception as exc:  # the Scorer contract: a failure is a verdict, not a raise
             verdict = Verdict.failed(f"{self.name} failed: {type(exc).__name__}: {exc}")
+        if verdict.judge_prompt_hash == self.prompt_hash:
+            return verdict
         return dataclasses.replace(verdict, judge_prompt_hash=self.prompt_hash)
 
     async def _score(self, sample: Sample) -> Verdict:
@@ -351,11 +353,14 @@ class LLMJudge(JudgeScorer):
         if isinstance(outcome, Unparsable):
             return _unreadable(reply, outcome, self.model)
         graded = self._grade(outcome.value, sample)
-        return dataclasses.replace(
-            graded,
-            reason=outcome.reasoning or None,
-            judge_model=_reply_model(reply, self.model),
-            details={**_judged(reply, self.model), "parsed_from": outcome.source, **graded.details},
+        return Verdict(
+            graded.value,
+            graded.passed,
+            outcome.reasoning or None,
+            graded.error,
+            _reply_model(reply, self.model),
+            self.prompt_hash,
+            {**_judged(reply, self.model), "parsed_from": outcome.source, **graded.details},
         )
 
 

@@ -67,13 +67,14 @@ class ModelReply:
     latency_ms: float | None = None
     cost_usd: float | None = None
     route: dict[str, Any] = field(default_factory=dict)  # prompt version, deployment, model
+    # the first choice's assistant message ({} when there is none), read once
+    message: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    @property
-    def message(self) -> dict[str, Any]:
-        """The first choice's assistant message ({} when there is none)."""
-        choices = self.data.get("choices") or [{}]
-        message = choices[0].get("message") if isinstance(choices[0], dict) else None
-        return message if isinstance(message, dict) else {}
+    def __post_init__(self) -> None:
+        choices = self.data.get("choices") if isinstance(self.data, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        object.__setattr__(self, "message", message if isinstance(message, dict) else {})
 
     @property
     def content(self) -> str:

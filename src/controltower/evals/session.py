@@ -165,7 +165,7 @@ async def _run_one(
     run, resumed = await asyncio.to_thread(
         _start_run, spec, runtime.store, record, values, batch, options
     )
-    done = await asyncio.to_thread(runtime.store.run_results, run.id)
+    done = await asyncio.to_thread(runtime.store.run_results, run.id) if resumed else []
     finished = {r.key for r in done if r.status == "ok" or not options.retry_errors}
     tasks = [
         (item, r)
@@ -201,7 +201,10 @@ async def _run_one(
         await runner.run(tasks)
         status = "finished"
     finally:
-        results = await asyncio.to_thread(runtime.store.run_results, run.id)
+        if status == "finished":  # every result was written: no need to read them back
+            results = _merged(done, runner.written)
+        else:
+            results = await asyncio.to_thread(runtime.store.run_results, run.id)
         summary = summarize(spec, scorers, results, runner, client)
         await asyncio.to_thread(runtime.store.finish_run, run.id, status, summary)
     stored = await asyncio.to_thread(runtime.store.get_run, run.id)
@@ -239,6 +242,13 @@ def _trace_contexts(
     if runtime.traces is None or target.kind not in ("python", "http") or not reads:
         return None
     return TraceContexts(runtime.traces)
+
+
+def _merged(done: list[EvalResult], written: list[EvalResult]) -> list[EvalResult]:
+    """A resumed run's stored results with the ones this run wrote, by item and repeat."""
+    by_key = {r.key: r for r in done}
+    by_key.update((r.key, r) for r in written)
+    return [by_key[key] for key in sorted(by_key)]
 
 
 def _write(store: EvalStore, results: list[EvalResult], cache: dict[str, Any]) -> None:

@@ -66,9 +66,10 @@ class EvalStore(DatasetStore, ReviewStore, Protocol):
     """Eval runs and their results, the cache of model calls made by evals, and the human
     review queues (`ReviewStore`).
 
-    `inline_reads` says a cache read is a lookup in memory or in a local file (about
-    0.1 ms), cheap enough to make on the event loop: the runner then skips the hop to a
-    thread, whose wait for the GIL costs more than the read itself.
+    `inline_reads` says a cache read is a lookup in memory or in a local file (a few
+    µs on SQLite, through a connection of its own), cheap enough to make on the event
+    loop: the runner then skips the hop to a thread, whose wait for the GIL costs more
+    than the read itself.
     """
 
     inline_reads: bool

@@ -21,12 +21,12 @@ from controltower.domain.dataset import (
     check_dataset_name,
     check_reference,
     check_tag,
+    hashes_digest,
     item_hash,
-    items_hash,
 )
 from controltower.domain.ids import now_us
 from controltower.errors import InvalidRequest, NotFound
-from controltower.store.schema import build_metadata
+from controltower.store.schema import store_tables
 
 _CHUNK = 500  # rows per statement: SQLite binds at most 32,766 parameters
 
@@ -36,7 +36,7 @@ class SqlDatasetStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        tables = build_metadata().tables
+        tables = store_tables()
         self._datasets = tables["datasets"]
         self._versions = tables["dataset_versions"]
         self._contents = tables["dataset_item_contents"]
@@ -60,7 +60,9 @@ class SqlDatasetStore:
         """Add a version unless the newest one has the same content; (version, created)."""
         check_dataset_name(name)
         check_item_ids(items)
-        digest, at_us = items_hash(items), now_us()
+        hashes = [item_hash(item) for item in items]
+        digest = hashes_digest(zip((item.id for item in items), hashes, strict=True))
+        at_us = now_us()
         with self._engine.begin() as conn:
             latest = self._lock_or_create(conn, name, project, at_us)
             if latest:
@@ -68,7 +70,7 @@ class SqlDatasetStore:
                 if newest.hash == digest:
                     return newest, False
             made = DatasetVersion(name, latest + 1, digest, len(items), at_us, (), message, project)
-            self._insert_version(conn, made, author, items)
+            self._insert_version(conn, made, author, items, hashes)
         return made, True
 
     def dataset_version(
@@ -165,6 +167,7 @@ class SqlDatasetStore:
         made: DatasetVersion,
         author: str | None,
         items: Sequence[DatasetItem],
+        hashes: list[str],
     ) -> None:
         v, d = self._versions, self._datasets
         conn.execute(
@@ -178,7 +181,6 @@ class SqlDatasetStore:
                 author=author,
             )
         )
-        hashes = [item_hash(item) for item in items]
         self._insert_contents(conn, items, hashes)
         rows = [
             {

@@ -14,7 +14,9 @@ from controltower.domain.ids import now_us
 from controltower.errors import NotFound
 from controltower.store.datasets import SqlDatasetStore
 from controltower.store.reviews import SqlReviewStore
-from controltower.store.schema import build_metadata
+from controltower.store.schema import store_tables
+from controltower.store.serialize import json_loads
+from controltower.store.sqlite_reader import SqliteReader, compiled
 
 _CHUNK = 500
 MAX_RUNS = 1000
@@ -26,7 +28,7 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         SqlReviewStore.__init__(self, engine)
-        tables = build_metadata().tables
+        tables = store_tables()
         self._runs = tables["eval_runs"]
         self._results = tables["eval_results"]
         self._cache = tables["eval_cache"]
@@ -35,6 +37,9 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
         self._one_key = sa.select(cache.c.key, cache.c.value).where(
             cache.c.key == sa.bindparam("key")
         )
+        # the runner's reads of a SQLite file skip the engine (see sqlite_reader)
+        self._reader = SqliteReader.for_engine(engine)
+        self._one_key_sql = compiled(self._one_key, engine) if self._reader else ""
 
     def create_run(self, run: EvalRun) -> None:
         """Store a new run (its record, parameters and fingerprint)."""
@@ -110,6 +115,10 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
 
     def cache_get(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that have one."""
+        if self._reader is not None:
+            read = self._read_keys(keys)
+            if read is not None:
+                return read
         c, found = self._cache, {}
         with self._engine.connect() as conn:
             if len(keys) == 1:  # the runner's usual read: one statement, compiled once
@@ -119,6 +128,17 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
                 chunk = list(keys[start : start + _CHUNK])
                 query = sa.select(c.c.key, c.c.value).where(c.c.key.in_(chunk))
                 found.update({row.key: row.value for row in conn.execute(query)})
+        return found
+
+    def _read_keys(self, keys: Sequence[str]) -> dict[str, Any] | None:
+        """The keys' values through the plain reader; None when it is busy elsewhere."""
+        found: dict[str, Any] = {}
+        for key in keys:
+            rows = self._reader.fetch(self._one_key_sql, (key,)) if self._reader else None
+            if rows is None:
+                return None
+            if rows:
+                found[key] = json_loads(rows[0][1])
         return found
 
     def cache_put(self, entries: dict[str, Any]) -> None:

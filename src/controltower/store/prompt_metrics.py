@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from controltower.prompts.metrics import MetricsWindow, ScoreMean, VersionMetrics
-from controltower.store.schema import build_metadata
+from controltower.store.schema import store_tables
 
 if TYPE_CHECKING:
     from controltower.store.memory import InMemoryStore
@@ -28,7 +28,7 @@ def sql_prompt_metrics(
     engine: Engine, name: str, window: MetricsWindow | None = None
 ) -> dict[int, VersionMetrics]:
     """Metrics of each version of a prompt that served requests, by version number."""
-    tables = build_metadata().tables
+    tables = store_tables()
     spans, scores = tables["spans"], tables["scores"]
     conds = _conditions(spans, name, window or MetricsWindow())
     with engine.connect() as conn:

@@ -37,7 +37,7 @@ from controltower.prompts.content import (
     split_primary,
 )
 from controltower.prompts.errors import ProtectedLabel
-from controltower.store.schema import build_metadata
+from controltower.store.schema import store_tables
 
 MAX_AUDIT_LIMIT = 1000
 MARKER_WINDOW = 64  # ids a late-committing concurrent change may hold
@@ -49,7 +49,7 @@ class SqlPromptStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        tables = build_metadata().tables
+        tables = store_tables()
         self._prompts = tables["prompts"]
         self._versions = tables["prompt_versions"]
         self._labels = tables["prompt_labels"]

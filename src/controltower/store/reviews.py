@@ -31,7 +31,7 @@ from controltower.domain.review import (
     rubric_from_json,
 )
 from controltower.errors import InvalidRequest, NotFound
-from controltower.store.schema import build_metadata
+from controltower.store.schema import store_tables
 
 _CHUNK = 500
 _CANDIDATES = 10  # free tasks read per try of a claim
@@ -43,7 +43,7 @@ class SqlReviewStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        tables = build_metadata().tables
+        tables = store_tables()
         self._queues = tables["review_queues"]
         self._tasks = tables["review_tasks"]
         self._scores = tables["review_scores"]

@@ -27,7 +27,7 @@ from controltower.store.merge import (
     sum_totals,
 )
 from controltower.store.previews import SCAN_CHARS, preview_from_prefix
-from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, build_metadata
+from controltower.store.schema import SPAN_JSON_COLUMNS, TRACE_JSON_COLUMNS, store_tables
 from controltower.store.serialize import (
     Row,
     record_to_rows,
@@ -105,11 +105,11 @@ class SqlTraceStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
-        metadata = build_metadata()
-        self._traces = metadata.tables["traces"]
-        self._spans = metadata.tables["spans"]
-        self._scores = metadata.tables["scores"]
-        self._dead_letters = metadata.tables["dead_letters"]
+        tables = store_tables()
+        self._traces = tables["traces"]
+        self._spans = tables["spans"]
+        self._scores = tables["scores"]
+        self._dead_letters = tables["dead_letters"]
         self._insert_traces = BulkInsert(self._traces, TRACE_JSON_COLUMNS, self._dialect)
         self._upsert_traces = BulkInsert(
             self._traces, TRACE_JSON_COLUMNS, self._dialect, upsert=True
