@@ -137,6 +137,9 @@ def test_runs_results_and_cache(store: Any) -> None:
     assert [r.id for r in store.list_runs()] == ["r2", "r1"]
     assert [r.id for r in store.list_runs(name="refund-policy")] == ["r1"]
     assert [r.id for r in store.list_runs(branch="main")] == ["r2"]
+    assert [r.id for r in store.list_runs(status="finished")] == ["r1"]
+    newest = store.list_runs()[0]
+    assert [r.id for r in store.list_runs(before=(newest.created_us, newest.id))] == ["r1"]
     with pytest.raises(NotFound):
         store.get_run("nope")
     store.cache_put({"k1": {"v": 1}})

@@ -17,7 +17,7 @@ from controltower.errors import InvalidRequest
 from controltower.evals.store import EvalStore
 from controltower.evals.summary import scorer_summary
 from controltower.store import InMemoryStore, open_store
-from controltower.web.eval_views import MAX_PAGE, page_number, runs_view
+from controltower.web.eval_views import MAX_PAGE, RunFilters, page_number, runs_view
 
 from ..conftest import DEMO, RunningGateway, config, running_gateway
 
@@ -175,6 +175,73 @@ def test_the_name_filter_and_the_sorts(http: httpx.Client) -> None:
     assert run_ids(text(http.get("/evals?sort=created"))) == [BASE, CAND, BIG]
 
 
+def test_branch_status_and_parameter_filters(http: httpx.Client) -> None:
+    assert run_ids(text(http.get("/evals?branch=main"))) == [CAND, BASE]
+    assert run_ids(text(http.get("/evals?status=finished"))) == [BIG, CAND, BASE]
+    assert run_ids(text(http.get("/evals?status=running"))) == []
+    assert run_ids(text(http.get("/evals?param=model%3Dgpt-a"))) == [BASE]
+    both = f"/evals?param=model%3Dgpt-b&param=dataset%3D{DATASET}%232"
+    html = text(http.get(both))
+    assert run_ids(html) == [CAND]
+    assert "model=gpt-b" in html and "match these filters" not in html  # the filter chips
+    assert run_ids(text(http.get("/evals?param=model%3Dgpt-z"))) == []
+    assert "No eval runs match these filters" in text(http.get("/evals?param=shard%3D4"))
+    # each parameter value links to the runs that share it
+    assert 'href="/evals?param=model%3Dgpt-a"' in text(http.get("/evals"))
+
+
+@pytest.mark.parametrize(
+    "query", ["status=done", "param=model", "param=%3Dx", "before=12", "before=x:y"]
+)
+def test_bad_run_filters_are_a_clear_400(http: httpx.Client, query: str) -> None:
+    answer = http.get(f"/evals?{query}")
+    assert answer.status_code == 400, answer.text[:300]
+
+
+def _many_runs(store: EvalStore, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        run_id = f"run-{i:04d}"
+        params = {"model": "fast" if i % 2 else "slow"}
+        store.create_run(EvalRun(run_id, "many", T0 + i, "fp", "finished", {}, params, {}))
+        ids.append(run_id)
+    return ids[::-1]  # newest first
+
+
+def _pages(http: httpx.Client, url: str) -> list[list[str]]:
+    pages = []
+    while url:
+        html = text(http.get(url))
+        pages.append(run_ids(html))
+        found = re.search(r'id="older-runs" href="([^"]+)"', html)
+        url = found.group(1) if found else ""  # text() has unescaped the page
+        assert len(pages) < 10
+    return pages
+
+
+@pytest.mark.parametrize(
+    "backend", ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_the_runs_list_pages_past_any_count(request: pytest.FixtureRequest, backend: str) -> None:
+    store = (
+        InMemoryStore()
+        if backend == "memory"
+        else open_store(request.getfixturevalue(f"{backend}_url"))
+    )
+    try:
+        newest_first = _many_runs(store.eval_store(), 250)
+        with running_gateway(config(DEMO), store) as gw, httpx.Client(base_url=gw.url) as http:
+            pages = _pages(http, "/evals?name=many")
+            assert [len(p) for p in pages] == [100, 100, 50]
+            assert [r for p in pages for r in p] == newest_first
+            fast = _pages(http, "/evals?name=many&param=model%3Dfast")
+            assert [len(p) for p in fast] == [100, 25]
+            assert [r for p in fast for r in p] == newest_first[::2]
+            assert "Newest runs" in text(http.get(f"/evals?before={T0 + 100}:run-0100"))
+    finally:
+        store.close()
+
+
 def test_a_bad_sort_is_a_clear_400(http: httpx.Client) -> None:
     answer = http.get("/evals?sort=nonsense")
     assert answer.status_code == 400 and "cannot sort by" in htmlmod.unescape(answer.text)
@@ -194,6 +261,22 @@ def test_the_run_page_shows_the_record_summary_and_results(http: httpx.Client) -
     assert "≥ 3 met" in html
     assert f'href="/evals/compare?a={BASE}&b={CAND}"' in html  # with the previous run
     assert "compare-previous" not in text(http.get(f"/evals/runs/{BASE}"))
+
+
+def test_the_scorer_filter_narrows_failed_and_orders_worst_first(http: httpx.Client) -> None:
+    items = lambda html: re.findall(r'class="result-row[^"]*" data-item="([^"]+)"', html)  # noqa: E731
+    assert items(text(http.get(f"/evals/runs/{CAND}?failed=1&scorer=judge"))) == ["q4"]
+    assert items(text(http.get(f"/evals/runs/{CAND}?failed=1&scorer=exact"))) == ["q2", "q3"]
+    # the judge's error first, then its scores from the lowest
+    assert items(text(http.get(f"/evals/runs/{CAND}?scorer=judge"))) == [
+        "q4",
+        "q2",
+        "q5",
+        "q1",
+        "q3",
+    ]
+    answer = http.get(f"/evals/runs/{CAND}?scorer=nope")
+    assert answer.status_code == 400 and "no scorer 'nope'" in htmlmod.unescape(answer.text)
 
 
 def test_the_failed_filter_and_the_search(http: httpx.Client) -> None:
@@ -306,7 +389,7 @@ def test_any_page_is_a_page_or_a_clear_error(raw: str) -> None:
 )
 def test_any_sort_sorts_or_is_a_clear_error(evals: EvalStore, sort: str, desc: bool) -> None:
     try:
-        found = runs_view(evals, None, sort, desc)
+        found = runs_view(evals, RunFilters(), sort, desc)
     except InvalidRequest as exc:
         assert exc.status == 400 and "cannot sort by" in exc.message
     else:

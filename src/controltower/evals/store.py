@@ -87,9 +87,16 @@ class EvalStore(DatasetStore, ReviewStore, Protocol):
         ...
 
     def list_runs(
-        self, *, name: str | None = None, branch: str | None = None, limit: int = 100
+        self,
+        *,
+        name: str | None = None,
+        branch: str | None = None,
+        status: RunStatus | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 100,
     ) -> list[EvalRun]:
-        """Runs, newest first (of one eval, of one branch)."""
+        """Runs, newest first (of one eval, of one branch, in one status); `before` is a
+        (created_us, id) cursor: only the runs older than that one (the next page)."""
         ...
 
     def write_results(self, results: Sequence[EvalResult]) -> None:

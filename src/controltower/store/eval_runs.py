@@ -68,15 +68,29 @@ class SqlEvalStore(SqlDatasetStore, SqlReviewStore):
         return _run_of(row)
 
     def list_runs(
-        self, *, name: str | None = None, branch: str | None = None, limit: int = 100
+        self,
+        *,
+        name: str | None = None,
+        branch: str | None = None,
+        status: RunStatus | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 100,
     ) -> list[EvalRun]:
-        """Runs, newest first (of one eval, of one branch)."""
+        """Runs, newest first (of one eval, of one branch, in one status); `before` is a
+        (created_us, id) cursor: only the runs older than that one (the next page)."""
         r = self._runs
         query = sa.select(r).order_by(r.c.created_us.desc(), r.c.id.desc())
         if name is not None:
             query = query.where(r.c.name == name)
         if branch is not None:
             query = query.where(r.c.branch == branch)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        if before is not None:
+            at_us, run_id = before
+            query = query.where(
+                sa.or_(r.c.created_us < at_us, sa.and_(r.c.created_us == at_us, r.c.id < run_id))
+            )
         with self._engine.connect() as conn:
             rows = conn.execute(query.limit(max(1, min(limit, MAX_RUNS))))
             return [_run_of(row) for row in rows]

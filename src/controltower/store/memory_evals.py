@@ -129,14 +129,24 @@ class InMemoryEvalStore(InMemoryReviewStore):
             return replace(self._run(run_id))
 
     def list_runs(
-        self, *, name: str | None = None, branch: str | None = None, limit: int = 100
+        self,
+        *,
+        name: str | None = None,
+        branch: str | None = None,
+        status: RunStatus | None = None,
+        before: tuple[int, str] | None = None,
+        limit: int = 100,
     ) -> list[EvalRun]:
-        """Runs, newest first (of one eval, of one branch)."""
+        """Runs, newest first (of one eval, of one branch, in one status); `before` is a
+        (created_us, id) cursor: only the runs older than that one (the next page)."""
         with self._lock:
             runs = [
                 replace(r)
                 for r in self._runs.values()
-                if name in (None, r.name) and branch in (None, r.branch)
+                if name in (None, r.name)
+                and branch in (None, r.branch)
+                and status in (None, r.status)
+                and (before is None or (r.created_us, r.id) < before)
             ]
         runs.sort(key=lambda r: (r.created_us, r.id), reverse=True)
         return runs[: max(1, min(limit, MAX_RUNS))]

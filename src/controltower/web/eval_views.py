@@ -3,29 +3,81 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, get_args
 
 import orjson
 
 from controltower.domain.dataset import DatasetItem
-from controltower.domain.evaluation import EvalResult, EvalRun, Verdict
+from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus, Verdict
 from controltower.errors import InvalidRequest, NotFound
 from controltower.evals.compare import ItemDiff, compare_runs
 from controltower.evals.stats import ScorerComparison
 from controltower.evals.store import EvalStore
+from controltower.store.eval_runs import MAX_RUNS
 from controltower.store.serialize import us_to_iso
 from controltower.web.eval_charts import ChartPoint, scorer_chart
 from controltower.web.render import format_time
 
 PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
+RUNS_PAGE = 100  # runs per page of the runs list
+SCAN_RUNS = 5_000  # runs a page with parameter filters reads at most
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 RUN_COLUMNS = ("created", "id", "name", "status", "branch")
 
 
-def runs_view(store: EvalStore, name: str | None, sort: str | None, desc: bool) -> dict[str, Any]:
-    """The runs (newest first unless sorted), their parameter and scorer columns, charts."""
-    runs = store.list_runs(name=name or None, limit=500)
+@dataclass(frozen=True, slots=True)
+class RunFilters:
+    """The runs list's filters: eval, branch, status, parameters (`key=value`, all must
+    hold), and the cursor of the page (the last run of the page before)."""
+
+    name: str | None = None
+    branch: str | None = None
+    status: RunStatus | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    before: tuple[int, str] | None = None
+
+    @classmethod
+    def of(cls, query: Mapping[str, str], param_values: list[str]) -> RunFilters:
+        """From the query string; InvalidRequest names the bad parameter."""
+        status = query.get("status") or None
+        if status is not None and status not in RUN_STATUSES:
+            raise InvalidRequest(
+                f"status must be one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}",
+                param="status",
+            )
+        params = []
+        for raw in param_values:
+            key, sep, value = raw.partition("=")
+            if not raw.strip():
+                continue
+            if not sep or not key.strip():
+                raise InvalidRequest(
+                    f"a parameter filter is key=value (e.g. model=fast), not {raw[:60]!r}",
+                    param="param",
+                )
+            params.append((key.strip(), value.strip()))
+        return cls(
+            query.get("name") or None,
+            query.get("branch") or None,
+            status,  # type: ignore[arg-type]
+            tuple(params),
+            _cursor(query.get("before")),
+        )
+
+    def matches(self, run: EvalRun) -> bool:
+        """Whether the run's parameters hold every `key=value` (values as the page shows them)."""
+        return all(key in run.params and _text(run.params[key]) == v for key, v in self.params)
+
+
+def runs_view(
+    store: EvalStore, filters: RunFilters, sort: str | None, desc: bool
+) -> dict[str, Any]:
+    """One page of runs (newest first unless sorted), their parameter and scorer columns,
+    and a chart per scorer across the page's runs."""
+    runs, next_cursor, scanned = _runs_page(store, filters)
     params = sorted({key for run in runs for key in run.params})
     scorers = sorted({key for run in runs for key in (run.summary.get("scorers") or {})})
     rows = [_run_row(run) for run in runs]
@@ -36,23 +88,90 @@ def runs_view(store: EvalStore, name: str | None, sort: str | None, desc: bool) 
         {"scorer": scorer, "svg": scorer_chart(scorer, _points(oldest_first, scorer))}
         for scorer in scorers
     ]
-    names = sorted({run.name for run in store.list_runs(limit=500)})
-    return {"rows": rows, "params": params, "scorers": scorers, "charts": charts, "names": names}
+    recent = store.list_runs(limit=MAX_RUNS)
+    return {
+        "rows": rows,
+        "params": params,
+        "scorers": scorers,
+        "charts": charts,
+        "names": sorted({run.name for run in recent}),
+        "branches": sorted({run.branch for run in recent if run.branch}),
+        "statuses": RUN_STATUSES,
+        "param_filters": [f"{key}={value}" for key, value in filters.params],
+        "next_cursor": next_cursor,
+        "scanned": scanned,
+        "first_page": filters.before is None,
+    }
+
+
+def _runs_page(store: EvalStore, filters: RunFilters) -> tuple[list[EvalRun], str | None, int]:
+    """The page's runs, the cursor of the next page (None on the last), and how many runs
+    were read: parameter filters are applied here, reading at most SCAN_RUNS runs."""
+    found: list[EvalRun] = []
+    before, scanned = filters.before, 0
+    while True:
+        batch = store.list_runs(
+            name=filters.name,
+            branch=filters.branch,
+            status=filters.status,
+            before=before,
+            limit=RUNS_PAGE + 1 if not filters.params else MAX_RUNS,
+        )
+        for run in batch:
+            if len(found) == RUNS_PAGE:  # one more run matches: there is a next page
+                return found, _cursor_of(found[-1]), scanned
+            scanned += 1
+            if filters.matches(run):
+                found.append(run)
+            if scanned >= SCAN_RUNS:
+                return found, _cursor_of(run), scanned
+        if not filters.params or len(batch) < MAX_RUNS:
+            return found, None, scanned
+        before = (batch[-1].created_us, batch[-1].id)
+
+
+def _cursor(raw: str | None) -> tuple[int, str] | None:
+    if not raw:
+        return None
+    at, sep, run_id = raw.partition(":")
+    if not sep or not (at.isascii() and at.isdigit() and len(at) <= 19) or not run_id:
+        raise InvalidRequest(
+            f"before must be a page cursor (TIME:RUN), not {raw[:60]!r}", param="before"
+        )
+    return int(at), run_id
+
+
+def _cursor_of(run: EvalRun) -> str:
+    return f"{run.created_us}:{run.id}"
 
 
 def run_view(
-    store: EvalStore, run_id: str, failed: bool, q: str | None, page: int
+    store: EvalStore,
+    run_id: str,
+    failed: bool,
+    q: str | None,
+    page: int,
+    scorer: str | None = None,
 ) -> dict[str, Any]:
-    """A run's record and summary, and one page of its results (maybe filtered)."""
+    """A run's record and summary, and one page of its results (maybe filtered). With
+    `scorer`, "failed" means failed on that scorer, and the results are in its order,
+    worst first (errors, then the lowest scores)."""
     run = store.get_run(run_id)
     results = store.run_results(run_id)
     items = _dataset_items(store, run)
     scorers = list(run.summary.get("scorers") or {}) or sorted(
         {name for r in results for name in r.scores}
     )
+    if scorer and scorer not in scorers:
+        known = ", ".join(scorers) or "none"
+        raise InvalidRequest(
+            f"this run has no scorer {scorer[:60]!r} (it has {known})", param="scorer"
+        )
     rows = [_result_row(r, items.get(r.item_id)) for r in results]
     if failed:
-        rows = [row for row in rows if row["failed"]]
+        rows = [row for row in rows if _failed_on(row, scorer)]
+    if scorer:
+        rows.sort(key=lambda row: _worst_first(row, scorer))
     if q:
         needle = q.lower()
         rows = [row for row in rows if needle in row["haystack"]]
@@ -167,7 +286,7 @@ def _points(runs: list[EvalRun], scorer: str) -> list[ChartPoint]:
 
 def _previous(store: EvalStore, run: EvalRun) -> str | None:
     """The id of the run of the same eval made just before this one."""
-    older = [r for r in store.list_runs(name=run.name, limit=500) if r.created_us < run.created_us]
+    older = store.list_runs(name=run.name, before=(run.created_us, run.id), limit=1)
     return older[0].id if older else None
 
 
@@ -205,6 +324,23 @@ def _result_row(result: EvalResult, item: DatasetItem | None) -> dict[str, Any]:
         "failed": failed,
         "haystack": "\n".join(words).lower(),
     }
+
+
+def _failed_on(row: dict[str, Any], scorer: str | None) -> bool:
+    if scorer is None:
+        return bool(row["failed"])
+    cell = row["scores"].get(scorer)
+    return row["status"] == "error" or (
+        cell is not None and (cell["passed"] is False or cell["error"] is not None)
+    )
+
+
+def _worst_first(row: dict[str, Any], scorer: str) -> tuple[int, float]:
+    cell = row["scores"].get(scorer)
+    if row["status"] == "error" or cell is None or cell["error"] is not None:
+        return (0, 0.0)
+    value = cell["value"]
+    return (1, float(value)) if isinstance(value, int | float) else (2, 0.0)
 
 
 def _verdict_cell(verdict: Verdict) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -117,11 +117,14 @@ def script_json(value: Any) -> Markup:
     return Markup(raw.decode())
 
 
-def query_string(params: Mapping[str, str], **changes: str | None) -> str:
-    """`?a=1&b=2` of the params with some changed (None removes one); empty values dropped."""
+def query_string(
+    params: Mapping[str, str | Sequence[str]], **changes: str | Sequence[str] | None
+) -> str:
+    """`?a=1&b=2` of the params with some changed (None removes one); empty values dropped.
+    A list is a parameter given several times (`?param=a&param=b`)."""
     merged = {**params, **changes}
     kept = {key: value for key, value in merged.items() if value}
-    return "?" + urlencode(kept) if kept else "?"
+    return "?" + urlencode(kept, doseq=True) if kept else "?"
 
 
 def _static_versions() -> dict[str, str]:
