@@ -109,3 +109,47 @@ def test_a_faithfulness_judge_grades_against_what_the_app_retrieved() -> None:
     shipping = next(p for p in judge.prompts if "orders ship" in p)
     assert "Orders ship within two working days." in shipping
     assert "store credit" not in shipping
+
+
+JUDGE_CONFIG = """
+master_key: rag-remote-key
+models:
+  - name: judge
+    deployments:
+      - provider: mock
+        model: judge-1
+        mock: {reply: '{"reasoning": "all there", "claims": [{"claim": "c", "supported": true}]}'}
+"""
+
+
+def test_over_a_remote_gateway_the_spans_are_read_from_its_query_api() -> None:
+    from controltower.gateway.remote import remote_runtime
+    from tests.conftest import config, running_gateway
+
+    store = InMemoryStore()  # the gateway's store, where the application's traces land
+    rag_app.STORE = store
+    spec = parse_eval(
+        {
+            "name": "rag-remote",
+            "dataset": [{"id": "r1", "input": "what is the refund window?"}],
+            "target": {"python": "tests.evals.rag_app:answer"},
+            "scorers": [{"faithfulness": {"model": "judge"}}],
+        }
+    )
+    runs = InMemoryStore().eval_store()  # the eval's own store, apart from the gateway's
+
+    async def run(url: str) -> tuple[Any, Any]:
+        runtime = remote_runtime(url, "rag-remote-key", runs)
+        try:
+            outcome = (await run_spec(spec, runtime))[0]
+            return outcome, await runtime.traces.fetch_trace("0" * 32)  # type: ignore[union-attr]
+        finally:
+            await runtime.aclose()
+
+    with running_gateway(config(JUDGE_CONFIG), store) as gw:
+        outcome, missing = asyncio.run(run(gw.url))
+    assert outcome.run.summary["contexts"] == {"from_traces": 1, "traces_missing": 0}
+    assert outcome.results[0].scores["faithfulness"].value == 1.0
+    judged = store.get_trace(outcome.results[0].scores["faithfulness"].details["judge_trace_id"])
+    assert judged is not None and "Opened items get store credit." in str(judged["input"])
+    assert missing is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -32,6 +32,15 @@ class TraceReader(Protocol):
 
     def get_trace(self, trace_id: str, span_io: bool = True) -> dict[str, Any] | None:
         """The trace as the query API returns it, or None when it is not (yet) stored."""
+        ...
+
+
+@runtime_checkable
+class TraceFetcher(Protocol):
+    """Reads one trace with its spans from elsewhere (a remote gateway's query API)."""
+
+    async def fetch_trace(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace with its spans' inputs and outputs, or None when there is none (yet)."""
         ...
 
 
@@ -68,7 +77,7 @@ def _text(document: Any) -> str:
 class TraceContexts:
     """Fills an answer's contexts from the retrieval spans of the trace it names."""
 
-    def __init__(self, traces: TraceReader, *, wait_s: float = 5.0) -> None:
+    def __init__(self, traces: TraceReader | TraceFetcher, *, wait_s: float = 5.0) -> None:
         self.traces = traces
         self.wait_s = wait_s
         self.read = 0  # answers whose contexts came from their trace
@@ -92,7 +101,10 @@ class TraceContexts:
         deadline = time.monotonic() + self.wait_s
         delay = 0.05
         while True:
-            trace = await asyncio.to_thread(self.traces.get_trace, trace_id, True)
+            if isinstance(self.traces, TraceFetcher):
+                trace = await self.traces.fetch_trace(trace_id)
+            else:
+                trace = await asyncio.to_thread(self.traces.get_trace, trace_id, True)
             if trace is not None and trace.get("end_time") is not None:
                 return trace
             if time.monotonic() + delay > deadline:

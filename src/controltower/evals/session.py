@@ -28,7 +28,7 @@ from controltower.domain.ids import now_us
 from controltower.errors import ControlTowerError, NotFound
 from controltower.evals.baselines import answers_by_item, is_stored_ref, stored_baseline
 from controltower.evals.calls import CachedClient, CachePolicy
-from controltower.evals.contexts import TraceContexts, TraceReader
+from controltower.evals.contexts import TraceContexts, TraceFetcher, TraceReader
 from controltower.evals.dataset_files import item_from_record, read_items
 from controltower.evals.registry import ScorerRegistry
 from controltower.evals.runner import ItemRunner, ProgressHook
@@ -56,7 +56,7 @@ class EvalRuntime:
     store: EvalStore
     http: HttpCaller | None = None
     on_close: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
-    traces: TraceReader | None = None  # where RAG judges read an app's retrieval spans
+    traces: TraceReader | TraceFetcher | None = None  # where RAG judges read retrieval spans
 
     async def aclose(self) -> None:
         """Stop what the runtime started (the in-process gateway, its trace writer)."""

@@ -5,6 +5,9 @@ target's and the judges') to `URL/v1/chat/completions` and `/v1/embeddings`, lab
 with the `x-controltower-tags` and `x-controltower-metadata` headers; the gateway traces
 each call itself and answers its trace id in `x-controltower-trace-id`.
 
+RAG judges read an application's retrieval spans from the gateway's query API
+(`/api/traces/{id}`), where the application's own traces land.
+
 What it cannot learn over HTTP: the deployments behind an alias (the gateway lists
 aliases, not deployments) and the cost of a call: both are in the gateway's trace of
 the call, which each result links to. The run's record keeps the alias and the
@@ -114,6 +117,15 @@ class RemoteGateway:
         if model not in self._aliases:
             raise ModelNotFound(f"{self.label} has no model alias `{model}`", param="model")
         return {"alias": model, "gateway": self.url}
+
+    async def fetch_trace(self, trace_id: str) -> dict[str, Any] | None:
+        """A trace from the gateway's query API (its store holds the application's traces,
+        which RAG judges read retrieval spans from); None while it is not there."""
+        try:
+            _, raw = await self._send("GET", f"/api/traces/{quote(trace_id, safe='')}", None)
+        except NotFound:
+            return None
+        return json_object(raw, self.label)
 
     async def _resolve_prompt(self, reference: str) -> dict[str, Any]:
         name, label, number = parse_reference(reference)
@@ -228,7 +240,7 @@ def remote_runtime(url: str, api_key: str | None, store: EvalStore) -> EvalRunti
     """An eval runtime whose model calls go to the gateway at `url`; runs kept in `store`."""
     client = RemoteGateway(url, api_key)
     http = HttpTargetCaller()
-    return EvalRuntime(client, store, http, [client.aclose, http.aclose])
+    return EvalRuntime(client, store, http, [client.aclose, http.aclose], traces=client)
 
 
 __all__ = ["RemoteGateway", "gateway_base", "remote_runtime"]
