@@ -204,3 +204,35 @@ def test_calibrate_the_judge_against_a_queue(workdir: Path) -> None:
     assert paired.returncode == 0 and "'tone' has no scorer" not in paired.stderr
     unknown = cli(workdir, "eval", "calibrate", "run_judged", "--queue", "nope")
     assert unknown.returncode == 2 and "no review queue 'nope'" in unknown.stderr
+
+
+def test_assign_tasks_by_count_and_by_id_then_give_them_back(workdir: Path) -> None:
+    made = cli(
+        workdir, "review", "create", "q", "--from-run", "run_judged", "--rubric", "rubric.yaml"
+    )
+    assert made.returncode == 0, made.stderr
+    first = cli(workdir, "review", "assign", "q", "ana", "--count", "3")
+    assert first.returncode == 0 and "3 task(s) assigned to ana" in first.stdout
+    more = cli(workdir, "review", "assign", "q", "bo", "--count", "20")
+    assert "7 task(s) assigned to bo" in more.stdout  # the ones no one had
+    store = open_eval_store(f"sqlite:///{workdir / 'ct.db'}")
+    try:
+        queue = store.get_queue("q")
+        tasks = store.list_tasks(queue.id)
+        assert [t.assignee for t in tasks] == ["ana"] * 3 + ["bo"] * 7
+        store.submit_score(tasks[0].id, "ana", {"correct": 1, "tone": 2})
+        skipped = store.skip(tasks[1].id, "ana")
+        assert store.reopen(skipped.id).status == "pending"  # back in the queue
+    finally:
+        store.engine.dispose()
+    back = cli(workdir, "review", "assign", "q", "--unassign", "--task", str(tasks[0].id),
+               "--task", str(tasks[2].id))  # fmt: skip
+    assert back.returncode == 0 and "1 task(s) assigned to no one" in back.stdout
+    assert "1 were not pending" in back.stderr  # the scored one keeps its reviewer
+    for args, message in (
+        (["q"], "name a REVIEWER"),
+        (["q", "ana"], "--task ID or --count N"),
+        (["q", "ana", "--unassign", "--count", "1"], "name a REVIEWER"),
+    ):
+        refused = cli(workdir, "review", "assign", *args)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr

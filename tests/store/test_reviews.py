@@ -138,6 +138,12 @@ def test_only_the_reviewer_who_has_a_task_may_finish_it(store: Any) -> None:
     with pytest.raises(InvalidRequest, match="was skipped by bo"):
         store.submit_score(other.id, "ana", values)
     assert store.next_task("rq_refunds", "ana") is None
+    # a skipped task put back in the queue is anyone's again; a scored one is not reopened
+    reopened = store.reopen(other.id)
+    assert (reopened.status, reopened.reviewer, reopened.done_us) == ("pending", None, None)
+    assert store.next_task("rq_refunds", "ana").id == other.id  # type: ignore[union-attr]
+    with pytest.raises(InvalidRequest, match="score it again"):
+        store.reopen(task.id)
 
 
 def test_assignment_reserves_tasks(store: Any) -> None:

@@ -11,6 +11,8 @@ import httpx
 import orjson
 import pytest
 
+from controltower.domain.evaluation import EvalResult, EvalRun
+
 from ..conftest import RunningGateway
 from . import data, review_data
 
@@ -255,3 +257,45 @@ def test_export_and_unknown_pages(review_served: RunningGateway, client: httpx.C
     assert client.get(f"/review/{queue_id}/tasks/999999").status_code == 404
     other = make_queue(client, "other")
     assert client.get(f"/review/{other}/tasks/{task.id}").status_code == 404
+
+
+def test_a_skipped_task_is_put_back_in_the_queue(
+    review_served: RunningGateway, client: httpx.Client
+) -> None:
+    queue_id = make_queue(client, "skip-and-back", failed="1")
+    be(client, "cy")
+    first = next_task(client, queue_id)
+    csrf = csrf_of(client.get(first).text)
+    assert client.post(first, data={"csrf": csrf, "action": "skip"}).status_code == 303
+    page = client.get(first).text
+    assert "Skipped by cy." in page and 'id="reopen-task"' in page
+    assert client.post(first, data={"action": "reopen"}).status_code == 403  # no token
+    answer = client.post(first, data={"csrf": csrf, "action": "reopen"})
+    assert answer.status_code == 303 and answer.headers["location"] == first
+    task_id = int(first.rsplit("/", 1)[1])
+    assert evals(review_served).get_task(task_id).status == "pending"
+    assert "Skipped by" not in client.get(first).text
+
+
+def test_a_pairwise_runs_task_shows_the_baseline_answer(
+    review_served: RunningGateway, client: httpx.Client
+) -> None:
+    store = evals(review_served)
+    base = store.get_run(review_data.RUN_ID)
+    results = store.run_results(base.id)
+    scorers = [{"type": "pairwise", "name": "pairwise", "baseline_run": base.id, "config": {}}]
+    run = EvalRun("run_pairwise", "refund", base.created_us + 1, "fp", "finished",
+                  {**base.record, "scorers": scorers})  # fmt: skip
+    store.create_run(run)
+    store.write_results(
+        [EvalResult(run.id, r.item_id, 0, "ok", text=f"new: {r.text}") for r in results]
+    )
+    form = {"csrf": token(client), "name": "pairwise-review", "from": "run", "run": run.id}
+    answer = client.post("/review", data={**form, **RUBRIC})
+    assert answer.status_code == 303, answer.text
+    queue_id = answer.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    be(client, "di")
+    html = client.get(next_task(client, queue_id)).text
+    first = results[0]
+    assert 'id="baseline-answer"' in html and f"new: {first.text}" in html
+    assert f'href="/evals/runs/{base.id}"' in html

@@ -117,6 +117,42 @@ def list_queues(as_json: bool, config: str | None, database_url: str | None) -> 
         )
 
 
+@review.command("assign")
+@click.argument("queue")
+@click.argument("reviewer", required=False)
+@click.option("--task", "task_ids", type=int, multiple=True, help="a task by id (repeatable)")
+@click.option(
+    "--count", type=click.IntRange(1, 100_000), help="the next N pending tasks no one has"
+)
+@click.option("--unassign", is_flag=True, help="give the tasks back to no one")
+@config_option
+@database_url_option
+def assign(
+    queue: str,
+    reviewer: str | None,
+    task_ids: tuple[int, ...],
+    count: int | None,
+    unassign: bool,
+    config: str | None,
+    database_url: str | None,
+) -> None:
+    """Assign tasks of QUEUE (name or id) to REVIEWER: by --task, or the next --count."""
+    if unassign == (reviewer is not None):
+        raise click.UsageError("name a REVIEWER, or pass --unassign (one of them)")
+    if bool(task_ids) == (count is not None):
+        raise click.UsageError("choose the tasks with --task ID or --count N (one of them)")
+    with eval_store(config, database_url) as store:
+        found = store.get_queue(queue)
+        ids = list(task_ids)
+        if count is not None:
+            ids = _unassigned(store, found.id, count)
+        done = store.assign(found.id, ids, reviewer)
+    who = reviewer or "no one"
+    click.echo(f"{found.name}: {done} task(s) assigned to {who}")
+    if done < len(ids):
+        click.echo(f"{len(ids) - done} were not pending (scored, skipped or not in it)", err=True)
+
+
 @review.command("export")
 @click.argument("queue")
 @click.option(
@@ -140,6 +176,19 @@ def export(queue: str, file: Path | None, config: str | None, database_url: str 
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_bytes(data)
     click.echo(f"{found.name}: {len(scores)} score(s) -> {file}", err=True)
+
+
+def _unassigned(store: Any, queue_id: str, count: int) -> list[int]:
+    """The ids of the first `count` pending tasks assigned to no one, in queue order."""
+    ids: list[int] = []
+    offset = 0
+    while len(ids) < count:
+        page = store.list_tasks(queue_id, status="pending", limit=500, offset=offset)
+        ids += [t.id for t in page if t.assignee is None]
+        if len(page) < 500:
+            break
+        offset += len(page)
+    return ids[:count]
 
 
 def _queue_json(queue: ReviewQueue, progress: ReviewProgress) -> dict[str, Any]:

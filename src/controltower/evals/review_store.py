@@ -86,6 +86,10 @@ class ReviewStore(Protocol):
         """Mark a pending task skipped."""
         ...
 
+    def reopen(self, task_id: int) -> ReviewTask:
+        """Put a skipped task back in the queue (pending, nobody's); a scored one is refused."""
+        ...
+
     def task_score(self, task_id: int) -> HumanScore | None:
         """The score of a task, if it has one."""
         ...

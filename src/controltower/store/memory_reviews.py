@@ -167,6 +167,19 @@ class InMemoryReviewStore:
                 raise not_yours(task, reviewer, at_us)
             return self._finish(task, reviewer, "skipped", at_us)
 
+    def reopen(self, task_id: int) -> ReviewTask:
+        """Put a skipped task back in the queue (pending, nobody's); a scored one is refused."""
+        with self._review_lock:
+            task = self._task(task_id)
+            if task.status == "done":
+                raise InvalidRequest(
+                    f"task {task_id} is scored; score it again to change the score", param="task"
+                )
+            if task.status == "skipped":
+                task = replace(task, status="pending", reviewer=None, done_us=None)
+                self._tasks[task_id] = task
+            return replace(task)
+
     def task_score(self, task_id: int) -> HumanScore | None:
         """The score of a task, if it has one."""
         with self._review_lock:

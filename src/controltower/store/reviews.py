@@ -200,6 +200,22 @@ class SqlReviewStore:
             self._finish(conn, row, reviewer, "skipped", now_us())
         return self.get_task(task_id)
 
+    def reopen(self, task_id: int) -> ReviewTask:
+        """Put a skipped task back in the queue (pending, nobody's); a scored one is refused."""
+        t = self._tasks
+        with self._engine.begin() as conn:
+            row = self._task_row(conn, task_id)
+            if row.status == "done":
+                raise InvalidRequest(
+                    f"task {task_id} is scored; score it again to change the score", param="task"
+                )
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == task_id, t.c.status == "skipped")
+                .values(status="pending", reviewer=None, done_us=None)
+            )
+        return self.get_task(task_id)
+
     def task_score(self, task_id: int) -> HumanScore | None:
         """The score of a task, if it has one."""
         found = self._read_scores(self._scores.c.task_id == task_id)

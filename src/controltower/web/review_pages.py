@@ -170,6 +170,9 @@ class ReviewPages:
             return self._expired(request)
         if reviewer is None:
             return self._page(request, "review_task.html", 400, queue=queue, task=None)
+        if form_value(form, "action") == "reopen":
+            await read(self.store.reopen, task.id)
+            return _see_other(f"/review/{queue.id}/tasks/{task.id}")
         values, comment = views.score_form(form, queue)
         try:
             if form_value(form, "action") == "skip":

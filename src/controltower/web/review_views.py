@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controltower.domain.evaluation import EvalResult, Verdict
+from controltower.domain.evaluation import EvalResult, EvalRun, Verdict
 from controltower.domain.review import (
     PASS,
     Criterion,
@@ -99,7 +99,21 @@ def task_view(
         "missing": False,
         "error": None if result is None else result.error,
         "metadata": metadata,
+        **_baseline(store, run, item.item_id or "", item.repeat),
     }
+
+
+def _baseline(store: EvalStore, run: EvalRun, item_id: str, repeat: int) -> dict[str, Any]:
+    """For a run a pairwise judge graded: the baseline run's answer to the same item (the
+    same repeat, else its first), which the judge compared with."""
+    runs = [s.get("baseline_run") for s in run.record.get("scorers") or () if isinstance(s, dict)]
+    baseline_run = next((r for r in runs if isinstance(r, str) and r), None)
+    if baseline_run is None:
+        return {}
+    found = store.run_result(baseline_run, item_id, repeat) or store.run_result(
+        baseline_run, item_id, 0
+    )
+    return {"baseline_run": baseline_run, "baseline": _result_output(found)}
 
 
 def criteria_view(queue: ReviewQueue, chosen: Mapping[str, str]) -> list[dict[str, Any]]:
