@@ -283,6 +283,11 @@ def test_datasets_push_tag_show_export_and_add_from_traces(tmp_path: Path) -> No
     )
     assert added.returncode == 0, added.stderr
     assert "from-prod#1 created: 2 new item(s) from 2 trace(s)" in added.stdout
+    again = cli(
+        tmp_path, "datasets", "add-from-traces", "from-prod", "--model", "fast-1", "--limit", "2"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "from-prod#1 unchanged: 0 new item(s) from 2 trace(s), 2 items in all" in again.stdout
     missing = cli(tmp_path, "datasets", "show", "nope")
     assert missing.returncode == 2 and "no dataset 'nope'" in missing.stderr
 

@@ -272,24 +272,17 @@ def add_from_traces(
     **filters: str | None,
 ) -> None:
     """Add traces (by the trace filters, or by id) to dataset NAME as a new version."""
-    from controltower.evals.from_traces import item_from_trace, merged
+    from controltower.evals.from_traces import item_from_trace
 
     params = {("name" if k == "name_" else k): v for k, v in filters.items() if v is not None}
     with eval_store(config, database_url) as store:
         traces = _traces(store, params, trace_ids, limit)
         added = [item_from_trace(t, expected=not no_expected) for t in traces]
-        try:
-            newest = store.dataset_version(name)
-            existing = store.dataset_items(name, newest.version)
-        except ControlTowerError:  # a new dataset
-            existing = []
-        items = merged(existing, added)
-        version, created = store.push_dataset(
-            name, items, message=message or f"{len(added)} trace(s) added"
+        version, new = store.extend_dataset(
+            name, added, message=message or f"{len(added)} trace(s) added"
         )
-    new = len(items) - len(existing)
     click.echo(
-        f"{version.ref} {'created' if created else 'unchanged'}: {new} new item(s) from "
+        f"{version.ref} {'created' if new else 'unchanged'}: {new} new item(s) from "
         f"{len(traces)} trace(s), {version.item_count} items in all"
     )
 

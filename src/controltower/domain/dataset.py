@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,20 @@ class DatasetVersion:
     def ref(self) -> str:
         """`NAME#VERSION`, the reference that always reads these items."""
         return f"{self.dataset}#{self.version}"
+
+
+def merged_items(
+    existing: Sequence[DatasetItem], added: Iterable[DatasetItem]
+) -> list[DatasetItem]:
+    """The existing items, then the added ones whose ids are new (an id that is there keeps
+    its item as it is)."""
+    seen = {item.id for item in existing}
+    out = list(existing)
+    for item in added:
+        if item.id not in seen:
+            seen.add(item.id)
+            out.append(item)
+    return out
 
 
 def item_hash(item: DatasetItem) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from controltower.domain.dataset import DatasetItem
@@ -39,14 +38,3 @@ def item_from_trace(trace: dict[str, Any], *, expected: bool = True) -> DatasetI
         expected=output,
         metadata=metadata,
     )
-
-
-def merged(existing: Sequence[DatasetItem], added: Iterable[DatasetItem]) -> list[DatasetItem]:
-    """The existing items, then the added ones whose ids are new."""
-    seen = {item.id for item in existing}
-    out = list(existing)
-    for item in added:
-        if item.id not in seen:
-            seen.add(item.id)
-            out.append(item)
-    return out

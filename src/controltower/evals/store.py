@@ -33,6 +33,21 @@ class DatasetStore(Protocol):
         """Add a version unless the newest one has the same content; (version, created)."""
         ...
 
+    def extend_dataset(
+        self,
+        name: str,
+        items: Sequence[DatasetItem],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        project: str = "default",
+    ) -> tuple[DatasetVersion, int]:
+        """Add the items whose ids are new to the newest version, as a new version read and
+        written under the dataset's lock (so concurrent adds all land; an id that is there
+        keeps its item); (the new version, or the newest one when nothing was new, and how
+        many items were new). A dataset that is not there is made."""
+        ...
+
     def dataset_version(
         self,
         name: str,

@@ -23,6 +23,7 @@ from controltower.domain.dataset import (
     check_tag,
     hashes_digest,
     item_hash,
+    merged_items,
 )
 from controltower.domain.ids import now_us
 from controltower.errors import InvalidRequest, NotFound
@@ -73,6 +74,35 @@ class SqlDatasetStore:
             self._insert_version(conn, made, author, items, hashes)
         return made, True
 
+    def extend_dataset(
+        self,
+        name: str,
+        items: Sequence[DatasetItem],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        project: str = "default",
+    ) -> tuple[DatasetVersion, int]:
+        """Add the items whose ids are new as a new version, read and written in the
+        transaction that holds the dataset's lock; (version, how many items were new)."""
+        check_dataset_name(name)
+        at_us = now_us()
+        with self._engine.begin() as conn:
+            latest = self._lock_or_create(conn, name, project, at_us)
+            existing = self._items(conn, name, latest) if latest else []
+            combined = merged_items(existing, items)
+            new = len(combined) - len(existing)
+            if latest and not new:
+                return self._version(conn, name, latest), 0
+            check_item_ids(combined)
+            hashes = [item_hash(item) for item in combined]
+            digest = hashes_digest(zip((item.id for item in combined), hashes, strict=True))
+            made = DatasetVersion(
+                name, latest + 1, digest, len(combined), at_us, (), message, project
+            )
+            self._insert_version(conn, made, author, combined, hashes)
+        return made, new
+
     def dataset_version(
         self,
         name: str,
@@ -94,16 +124,9 @@ class SqlDatasetStore:
 
     def dataset_items(self, name: str, version: int) -> list[DatasetItem]:
         """The items of one version, in the order they were pushed."""
-        m, c = self._members, self._contents
-        query = (
-            sa.select(m.c.item_id, c.c.data)
-            .join(c, c.c.content_hash == m.c.content_hash)
-            .where(m.c.dataset == name, m.c.version == version)
-            .order_by(m.c.position)
-        )
         with self._engine.connect() as conn:
             self._version(conn, name, version)  # NotFound for a version that is not there
-            return [_item(row.item_id, row.data) for row in conn.execute(query)]
+            return self._items(conn, name, version)
 
     def list_datasets(self, project: str | None = None) -> list[DatasetVersion]:
         """Every dataset's newest version, by name."""
@@ -160,6 +183,16 @@ class SqlDatasetStore:
             return made
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _items(self, conn: Connection, name: str, version: int) -> list[DatasetItem]:
+        m, c = self._members, self._contents
+        query = (
+            sa.select(m.c.item_id, c.c.data)
+            .join(c, c.c.content_hash == m.c.content_hash)
+            .where(m.c.dataset == name, m.c.version == version)
+            .order_by(m.c.position)
+        )
+        return [_item(row.item_id, row.data) for row in conn.execute(query)]
 
     def _insert_version(
         self,

@@ -14,6 +14,7 @@ from controltower.domain.dataset import (
     check_reference,
     check_tag,
     items_hash,
+    merged_items,
 )
 from controltower.domain.evaluation import EvalResult, EvalRun, RunStatus
 from controltower.domain.ids import now_us
@@ -61,6 +62,39 @@ class InMemoryEvalStore(InMemoryReviewStore):
             )
             versions.append((made, list(items)))
             return made, True
+
+    def extend_dataset(
+        self,
+        name: str,
+        items: Sequence[DatasetItem],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        project: str = "default",
+    ) -> tuple[DatasetVersion, int]:
+        """Add the items whose ids are new as a new version, read and written under the
+        store's lock; (version, how many items were new)."""
+        check_dataset_name(name)
+        with self._lock:
+            versions = self._versions.get(name, [])
+            existing = versions[-1][1] if versions else []
+            combined = merged_items(existing, items)
+            new = len(combined) - len(existing)
+            if versions and not new:
+                return self._tagged(versions[-1][0]), 0
+            check_item_ids(combined)
+            made = DatasetVersion(
+                name,
+                len(versions) + 1,
+                items_hash(combined),
+                len(combined),
+                now_us(),
+                (),
+                message,
+                project,
+            )
+            self._versions.setdefault(name, versions).append((made, combined))
+            return made, new
 
     def dataset_version(
         self,

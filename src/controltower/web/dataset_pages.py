@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from controltower.domain.dataset import DatasetVersion
+from controltower.domain.dataset import MAX_ITEM_ID, DatasetVersion
 from controltower.errors import InvalidRequest
 from controltower.evals.store import DatasetStore
 from controltower.store.serialize import us_to_iso
@@ -32,8 +32,16 @@ def dataset_page_routes(store: DatasetStore, renderer: Renderer) -> list[BaseRou
         page = page_number(params.get("page"))
         name = request.path_params["name"]
         found = await read(dataset_view, store, name, version, page)
+        # what the trace page's "Add to dataset" did (`trace_dataset`)
+        notice = {key: params.get(key, "")[:MAX_ITEM_ID] for key in ("added", "present")}
+        query = {k: v for k, v in params.items() if k not in notice}
         return renderer.page(
-            request, "dataset.html", section="datasets", query_params=dict(params), **found
+            request,
+            "dataset.html",
+            section="datasets",
+            query_params=query,
+            notice=notice,
+            **found,
         )
 
     return [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,12 +15,18 @@ from controltower.tracing.params import TRACE_FILTER_PARAMS, page_size, trace_fi
 from controltower.web.tree import ROW_COLUMNS, span_tree
 from controltower.web.views import Renderer, guarded, read
 
+if TYPE_CHECKING:
+    from controltower.web.trace_dataset import AddToDataset
+
 # score badges shown per trace in the list
 LIST_SCORES_PER_TRACE = 5
 
 
-def trace_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRoute]:
-    """The routes of the trace list and the trace page."""
+def trace_routes(
+    store: ObservabilityStore, renderer: Renderer, dataset_form: AddToDataset | None = None
+) -> list[BaseRoute]:
+    """The routes of the trace list and the trace page (with the "Add to dataset" form
+    when `dataset_form` is given)."""
 
     async def trace_list(request: Request) -> Response:
         params = dict(request.query_params)
@@ -41,9 +47,11 @@ def trace_routes(store: ObservabilityStore, renderer: Renderer) -> list[BaseRout
 
     async def trace_page(request: Request) -> Response:
         trace_id = request.path_params["trace_id"]
-        found = await read(_trace_view, store, trace_id)
+        found = await read(trace_view, store, trace_id)
         if found is None:
             return renderer.not_found(request, f"There is no trace with id {trace_id!r}.")
+        if dataset_form is not None:
+            return await dataset_form.page(request, found)
         return renderer.page(request, "trace.html", section="traces", **found)
 
     return [
@@ -71,7 +79,8 @@ def _list_context(
     }
 
 
-def _trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | None:
+def trace_view(store: ObservabilityStore, trace_id: str) -> dict[str, Any] | None:
+    """What the trace page shows of a trace, or None when there is no such trace."""
     # The page carries the span tree as compact rows and no span inputs or outputs: the
     # script fetches one span's payloads when it is selected, so MBs of text stay server-side.
     trace = store.get_trace(trace_id, span_io=False)
