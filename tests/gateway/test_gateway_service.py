@@ -251,15 +251,39 @@ async def test_embeddings_trace() -> None:
     assert (root.deployment, root.model) == ("vectors", "vectors-model")
 
 
-async def test_embeddings_failure_is_recorded() -> None:
-    gw, recorded = gateway(alias("emb", mock_deployment("vectors", failure="500")))
+async def test_embeddings_failure_is_retried_then_recorded() -> None:
+    gw, recorded = gateway(alias("emb", mock_deployment("vectors", failure="500"), retries=2))
     with pytest.raises(UpstreamError):
         await gw.embed({"model": "emb", "input": "a"}, Caller(), TRACE_ID)
-    root, attempt = recorded.only.spans
+    root, *attempts = recorded.only.spans
     assert recorded.only.trace.status == "error"
-    assert (attempt.parent_id, attempt.status) == (root.id, "error")
+    assert [(a.parent_id, a.status) for a in attempts] == [(root.id, "error")] * 3
+    assert [a.attributes["attempt"] for a in attempts] == [1, 2, 3]
     with pytest.raises(ModelNotFound):
         await gw.embed({"model": "nope", "input": "a"}, Caller(), TRACE_ID)
+
+
+async def test_embeddings_go_down_the_aliases_chain() -> None:
+    """Retries, breakers and fallbacks apply to embeddings as they do to chat."""
+    flaky = alias("emb", mock_deployment("flaky", failure="503", failure_times=1), retries=1)
+    gw, recorded = gateway(flaky)
+    result = await gw.embed({"model": "emb", "input": "a"}, Caller(), TRACE_ID)
+    assert len(orjson.loads(result.body)["data"]) == 1
+    root, failed, answered = recorded.only.spans
+    assert (failed.status, answered.status, root.status) == ("error", "ok", "ok")
+    # a broken alias falls back to the next one, and its breaker opens
+    broken = alias("emb", mock_deployment("down", failure="500"), retries=0, fallbacks=["spare"])
+    spare = alias("spare", mock_deployment("spare"))
+    gw, recorded = gateway(broken, spare)
+    for _ in range(6):
+        await gw.embed({"model": "emb", "input": "a"}, Caller(), TRACE_ID)
+    assert recorded.records[-1].spans[0].deployment == "spare"
+    state = gw.balanced["emb"].states[0]
+    assert not state.breaker.allows() and state.in_flight == 0
+    # once open, the broken deployment is not even tried: one attempt, on the spare
+    assert len(recorded.records[-1].spans) == 1
+    first_attempts = recorded.records[0].spans[1:]
+    assert [a.attributes["alias"] for a in first_attempts] == ["emb", "spare"]
 
 
 async def test_aclose_closes_providers() -> None:

@@ -1,14 +1,41 @@
-"""Retry and fallback as wrappers around any `ChatProvider`."""
+"""Retry and fallback as wrappers around a `Route`: chat and embeddings alike.
+
+A route is what a model alias's chain is built from (see `Gateway`): the balancer of
+the alias's deployments at the bottom, then retrying, then the fallback over the alias
+and its fallback aliases. Each wrapper serves both calls with the same rule, so an
+embeddings request is retried, falls back and trips breakers as a chat request does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from controltower.errors import APIError, is_retryable, wants_fallback
-from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
+from controltower.providers import (
+    ChatCompletion,
+    ChatRequest,
+    ChatStream,
+    EmbeddingRequest,
+    EmbeddingResult,
+)
+
+T = TypeVar("T")
+
+
+class Route(Protocol):
+    """One link of an alias's chain: answers chat and embeddings requests."""
+
+    async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
+        """Answer whole, or return a stream whose first event has arrived."""
+        ...
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embed the inputs of the request's body."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +62,7 @@ class Retrying:
 
     def __init__(
         self,
-        inner: ChatProvider,
+        inner: Route,
         retries: int,
         backoff: Backoff,
         ready_in: Callable[[], float] | None = None,
@@ -46,11 +73,18 @@ class Retrying:
         self._ready_in = ready_in
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
-        """Call the inner provider up to 1 + retries times."""
+        """Call the inner route up to 1 + retries times."""
+        return await self._tries(lambda: self.inner.chat(request))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Call the inner route up to 1 + retries times."""
+        return await self._tries(lambda: self.inner.embed(request))
+
+    async def _tries(self, call: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
             try:
-                return await self.inner.chat(request)
+                return await call()
             except APIError as exc:
                 attempt += 1
                 if attempt > self.retries or not is_retryable(exc):
@@ -69,17 +103,24 @@ class Retrying:
 
 
 class Fallback:
-    """Tries each provider in turn while the error is one another model may not have."""
+    """Tries each route in turn while the error is one another model may not have."""
 
-    def __init__(self, chain: Sequence[ChatProvider]) -> None:
+    def __init__(self, chain: Sequence[Route]) -> None:
         self.chain = list(chain)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """The first answer from the chain, or the last error."""
+        return await self._first(lambda route: route.chat(request))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """The first embeddings from the chain, or the last error."""
+        return await self._first(lambda route: route.embed(request))
+
+    async def _first(self, call: Callable[[Route], Awaitable[T]]) -> T:
         last = len(self.chain) - 1
-        for i, provider in enumerate(self.chain):
+        for i, route in enumerate(self.chain):
             try:
-                return await provider.chat(request)
+                return await call(route)
             except APIError as exc:
                 if i == last or not wants_fallback(exc):
                     raise

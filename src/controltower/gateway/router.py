@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
-from controltower.domain import Span, new_span_id, now_us
-from controltower.errors import APIError, UpstreamError, is_retryable
+from controltower.domain import CallTrace, Span, new_span_id, now_us
+from controltower.errors import APIError, InvalidRequest, UpstreamError, is_retryable
 from controltower.gateway.breaker import CircuitBreaker
-from controltower.providers import ChatCompletion, ChatRequest, ChatStream
+from controltower.providers import (
+    ChatCompletion,
+    ChatRequest,
+    ChatStream,
+    EmbeddingRequest,
+    EmbeddingResult,
+)
 from controltower.providers.scrub import Scrubber
 from controltower.settings import Deployment, ModelAlias
 
@@ -95,7 +101,7 @@ class BalancedAlias:
         state = self.pick()
         state.breaker.on_call()
         state.in_flight += 1
-        span = _attempt_span(request, state)
+        span = _attempt_span(request.trace, state)
         request.timeout_s = state.timeout_s
         started = time.perf_counter()
         try:
@@ -112,8 +118,40 @@ class BalancedAlias:
         state.breaker.on_success()
         span.end_us = now_us()
         if isinstance(result, ChatStream):
-            return ChatStream(_release_at_end(result, state), result.summary)
+            result.on_end(partial(_release, state))
+            return result
         state.in_flight -= 1
+        return result
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Send the request to one deployment and record the attempt (as `chat` does:
+        the breaker, the in-flight count and the latency figures count embeddings too)."""
+        state = self.pick()
+        embed = getattr(state.provider, "embed", None)
+        if embed is None:
+            raise InvalidRequest(
+                f"deployment {state.deployment.label} of model {self.alias.name!r} has no "
+                "embeddings API; route embeddings to a model whose deployments have one",
+                param="model",
+            )
+        state.breaker.on_call()
+        state.in_flight += 1
+        span = _attempt_span(request.trace, state)
+        request.timeout_s = state.timeout_s
+        started = time.perf_counter()
+        try:
+            result: EmbeddingResult = await embed(request.body, state.timeout_s)
+        except APIError as exc:
+            _fail(state, span, state.scrubber.error(exc))
+            raise
+        except BaseException:
+            state.breaker.probing = False
+            raise
+        finally:
+            state.in_flight -= 1
+        state.observe_latency((time.perf_counter() - started) * 1000)
+        state.breaker.on_success()
+        span.end_us = now_us()
         return result
 
     @staticmethod
@@ -136,8 +174,7 @@ class BalancedAlias:
         return random.choice([s for s in candidates if s.in_flight == low])
 
 
-def _attempt_span(request: ChatRequest, state: DeploymentState) -> Span:
-    trace = request.trace
+def _attempt_span(trace: CallTrace | None, state: DeploymentState) -> Span:
     dep = state.deployment
     span = Span(
         id=new_span_id(),
@@ -167,13 +204,8 @@ def _fail(state: DeploymentState, span: Span, exc: APIError) -> None:
         state.breaker.on_success()
 
 
-async def _release_at_end(stream: ChatStream, state: DeploymentState) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in stream:
-            yield chunk
-    except APIError as exc:
-        state.scrubber.error(exc)
-        raise
-    finally:
-        state.in_flight -= 1
-        await stream.aclose()
+def _release(state: DeploymentState, error: BaseException | None) -> None:
+    """A stream of the deployment ended: free its slot (and scrub what it failed with)."""
+    state.in_flight -= 1
+    if isinstance(error, APIError):
+        state.scrubber.error(error)

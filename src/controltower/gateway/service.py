@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,9 +24,9 @@ from controltower.domain import (
 from controltower.errors import APIError, ModelNotFound
 from controltower.gateway.caller import Caller
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
-from controltower.gateway.resilience import Backoff, Fallback, Retrying
+from controltower.gateway.resilience import Backoff, Fallback, Retrying, Route
 from controltower.gateway.router import BalancedAlias, DeploymentState
-from controltower.providers import ChatCompletion, ChatProvider, ChatRequest, ChatStream
+from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult, StreamSummary
 from controltower.settings import Deployment, Settings
 
@@ -48,7 +48,7 @@ class ChatPlan:
     """A chat body resolved to the route that answers it (and the prompt it came from)."""
 
     body: dict[str, Any]
-    route: ChatProvider
+    route: Route
     prompt: PromptUse | None = None
 
 
@@ -75,12 +75,14 @@ class Gateway:
         backoff = Backoff(
             settings.backoff_base_s, settings.backoff_max_s, settings.max_retry_after_s
         )
-        self.routes: dict[str, ChatProvider] = {}
+        # each alias's chain, built once: fallback over (alias, *fallbacks), each retrying
+        # its balancer; chat and embeddings go down the same chain
+        self.routes: dict[str, Route] = {}
         for alias in settings.models:
             chain = [self._retrying(name, backoff) for name in (alias.name, *alias.fallbacks)]
             self.routes[alias.name] = chain[0] if len(chain) == 1 else Fallback(chain)
 
-    def _retrying(self, name: str, backoff: Backoff) -> ChatProvider:
+    def _retrying(self, name: str, backoff: Backoff) -> Route:
         balanced = self.balanced[name]
         if balanced.alias.retries == 0:
             return balanced
@@ -135,7 +137,8 @@ class Gateway:
             self._record(call.finish(_one(output), result.usage))
             return result
         call.ttft_us = now_us() - call.start_us
-        return ChatStream(self._traced(result, call), result.summary)
+        result.on_end(partial(self._stream_ended, result.summary, call))
+        return result
 
     def record_refusal(
         self,
@@ -153,53 +156,38 @@ class Gateway:
         call = _Call(trace_id, body, caller or Caller(), self._prices, kind=kind)
         self._record(call.finish(None, Usage(), error=error))
 
-    async def _traced(self, stream: ChatStream, call: _Call) -> AsyncIterator[bytes]:
-        error: BaseException | None = None
-        try:
-            async for chunk in stream:
-                yield chunk
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await stream.aclose()  # frees the deployment and the upstream connection now
-            record = call.finish(None, Usage(), error=error)
-            record.deferred = partial(_fill_from_stream, stream.summary)
-            self._record(record)
+    def _stream_ended(
+        self, summary: StreamSummary, call: _Call, error: BaseException | None
+    ) -> None:
+        """Record a stream's trace once it ended (decoded later, by the trace writer)."""
+        record = call.finish(None, Usage(), error=error)
+        record.deferred = partial(_fill_from_stream, summary)
+        self._record(record)
 
     async def embed(self, body: dict[str, Any], caller: Caller, trace_id: str) -> EmbeddingResult:
-        """Answer an embeddings body from one deployment of the alias."""
+        """Answer an embeddings body through the alias's chain."""
         return await self.run_embedding(self.plan_embedding(body), body, caller, trace_id)
 
-    def plan_embedding(self, body: dict[str, Any]) -> BalancedAlias:
-        """The deployments of a body's model alias; ModelNotFound (recording nothing) if none."""
-        balanced = self.balanced.get(body["model"])
-        if balanced is None:
+    def plan_embedding(self, body: dict[str, Any]) -> Route:
+        """The chain of a body's model alias; ModelNotFound (recording nothing) if none."""
+        route = self.routes.get(body["model"])
+        if route is None:
             raise self._unknown(body["model"])
-        return balanced
+        return route
 
     async def run_embedding(
-        self, balanced: BalancedAlias, body: dict[str, Any], caller: Caller, trace_id: str
+        self, route: Route, body: dict[str, Any], caller: Caller, trace_id: str
     ) -> EmbeddingResult:
-        """Call one deployment of the alias, and record the call's trace."""
+        """Send the body down the alias's chain (retries, fallbacks, breakers), and record
+        the call's trace."""
         call = _Call(trace_id, body, caller, self._prices, kind="embedding")
         try:
-            state = balanced.pick()
-        except APIError as exc:  # every deployment is cooling down
-            self._record(call.finish(None, Usage(), error=exc))
-            raise
-        attempt = _embedding_attempt(call, state)
-        call.trace.spans.append(attempt)
-        try:
-            result: EmbeddingResult = await state.provider.embed(body, state.timeout_s)
+            result = await route.embed(EmbeddingRequest(body, trace=call.trace))
         except APIError as exc:
-            state.scrubber.error(exc)
-            attempt.status, attempt.error = "error", _describe(exc)
             self._record(call.finish(None, Usage(), error=exc))
             raise
         except Exception as exc:  # a bug (a provider's or ours): recorded, answered as a 500
             error = _internal(exc, trace_id)
-            attempt.status, attempt.error = "error", _describe(error)
             self._record(call.finish(None, Usage(), error=error))
             raise error from exc
         call.model = result.model
@@ -351,22 +339,6 @@ def _fill_from_stream(summary: StreamSummary, record: TraceRecord) -> None:
     root.model = summary.model or root.model
     if summary.malformed:
         root.attributes["malformed_events"] = summary.malformed
-
-
-def _embedding_attempt(call: _Call, state: DeploymentState) -> Span:
-    dep = state.deployment
-    return Span(
-        id=new_span_id(),
-        trace_id=call.trace.trace_id,
-        parent_id=call.trace.parent_id,
-        name=f"attempt {dep.label}",
-        kind="span",
-        start_us=call.start_us,
-        end_us=now_us(),
-        model=dep.model,
-        provider=dep.provider,
-        deployment=dep.label,
-    )
 
 
 def _internal(exc: Exception, trace_id: str) -> APIError:

@@ -6,6 +6,7 @@ from controltower.providers.base import (
     ChatRequest,
     ChatStream,
     EmbeddingProvider,
+    EmbeddingRequest,
     EmbeddingResult,
     StreamSummary,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ChatRequest",
     "ChatStream",
     "EmbeddingProvider",
+    "EmbeddingRequest",
     "EmbeddingResult",
     "StreamSummary",
 ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 from controltower.domain import CallTrace, Usage
+
+log = logging.getLogger("controltower.providers")
 
 
 @dataclass(slots=True)
@@ -122,21 +125,78 @@ class StreamSummary:
         return out
 
 
+EndTap = Callable[[BaseException | None], None]
+
+
 class ChatStream:
-    """A stream that has already produced its first event; iterate for SSE bytes."""
+    """A stream that has already produced its first event; iterate for SSE bytes.
+
+    The wrappers of a chain observe it through taps, not by wrapping it in generators of
+    their own: `on_end` registers a function called once when the stream ends (all read,
+    failed, or closed early, given the error or None), in the order registered, after
+    the upstream is closed. The balancer frees its deployment this way and the gateway
+    records the trace; iteration stays one generator over the provider's events.
+    """
+
+    __slots__ = ("_end_taps", "_ended", "_events", "_running", "summary")
 
     def __init__(self, events: AsyncIterator[bytes], summary: StreamSummary) -> None:
         self._events = events
         self.summary = summary
+        self._end_taps: list[EndTap] = []
+        self._running: AsyncGenerator[bytes, None] | None = None
+        self._ended = False
+
+    def on_end(self, tap: EndTap) -> None:
+        """Call `tap(error)` once the stream has ended (after the taps added before it)."""
+        self._end_taps.append(tap)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._events
+        if self._running is None:
+            self._running = self._run()
+        return self._running
 
     async def aclose(self) -> None:
-        """Stop reading upstream and release the connection."""
-        aclose = getattr(self._events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        """Stop reading upstream, release the connection, and run the end taps."""
+        if self._running is not None:
+            await self._running.aclose()
+        await self._end(None)  # a stream never iterated ends here
+
+    async def _run(self) -> AsyncGenerator[bytes, None]:
+        error: BaseException | None = None
+        try:
+            async for chunk in self._events:
+                yield chunk
+        except BaseException as exc:  # GeneratorExit too: the reader stopped early
+            error = exc
+            raise
+        finally:
+            await self._end(error)
+
+    async def _end(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            for tap in self._end_taps:
+                try:
+                    tap(error)
+                except Exception:  # one tap's bug must not keep the others from running
+                    log.exception("a stream's end tap failed")
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    """An OpenAI-format embeddings body, already checked, on its way down the chain."""
+
+    body: dict[str, Any]
+    timeout_s: float = 60.0
+    # wrappers record one span per attempt here; None when nobody traces the call
+    trace: CallTrace | None = None
 
 
 @dataclass(slots=True)
