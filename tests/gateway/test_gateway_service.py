@@ -10,7 +10,7 @@ import pytest
 
 from controltower.domain import TraceRecord
 from controltower.errors import ContextWindowExceeded, ModelNotFound, UpstreamError
-from controltower.gateway import Caller, Gateway
+from controltower.gateway import CallContext, Caller, Gateway
 from controltower.providers.base import ChatCompletion, ChatStream
 from controltower.providers.mock import MockProvider
 from controltower.settings import Deployment, MockOptions, ModelAlias, PriceOverride, Settings
@@ -298,3 +298,17 @@ async def test_aclose_closes_providers() -> None:
     await gw.aclose()
     assert sorted(closed) == ["a", "b"]
     await asyncio.sleep(0)
+
+
+async def test_the_calls_context_reaches_its_trace() -> None:
+    gw, recorded = gateway(alias("chat", mock_deployment("primary")))
+    context = CallContext(Caller(user_id="u-1"), TRACE_ID, project="support", key_id="key-1")
+    plan = await gw.plan_chat(body(), context)
+    await gw.run_chat(plan, context)
+    trace = recorded.only.trace
+    assert (trace.id, trace.project, trace.user_id) == (TRACE_ID, "support", "u-1")
+    # a caller that sent a W3C traceparent keeps its trace; others get the given or a new one
+    continued = Caller(trace_id="f" * 32, parent_span_id="e" * 16)
+    assert CallContext.of(continued, TRACE_ID).trace_id == "f" * 32
+    assert CallContext.of(Caller(), TRACE_ID).trace_id == TRACE_ID
+    assert CallContext.of(Caller()).trace_id != CallContext.of(Caller()).trace_id

@@ -19,6 +19,7 @@ from controltower.errors import InvalidRequest, ModelNotFound
 from controltower.evals.scoring import ModelReply
 from controltower.evals.session import EvalRuntime
 from controltower.gateway.caller import Caller
+from controltower.gateway.context import CallContext
 from controltower.gateway.http_caller import HttpTargetCaller
 from controltower.gateway.prompts import PREFIX, PromptResolver, parse_reference
 from controltower.gateway.service import ChatPlan, Gateway, ProviderFactory
@@ -98,17 +99,17 @@ class LocalGateway:
         model: str | None = None,
     ) -> ModelReply:
         """A chat completion through the pipeline (never streamed), with its trace."""
-        caller = Caller(tags=list(tags or []), metadata=dict(metadata or {}))
-        trace_id = new_trace_id()
+        context = CallContext(Caller(tags=list(tags or []), metadata=dict(metadata or {})))
+        trace_id = context.trace_id
         started = time.perf_counter()
         body = {**body, "stream": False}
-        plan = await self.gateway.plan_chat(body, caller)
+        plan = await self.gateway.plan_chat(body, context)
         if model is not None:  # a matrix over models: the prompt's body, another alias
             provider = self.gateway.routes.get(model)
             if provider is None:
                 raise ModelNotFound(f"model alias `{model}` not found", param="model")
-            plan = ChatPlan({**plan.body, "model": model}, provider, plan.prompt)
-        result = await self.gateway.run_chat(plan, caller, trace_id)
+            plan = ChatPlan({**plan.body, "model": model}, provider)
+        result = await self.gateway.run_chat(plan, context)
         latency = (time.perf_counter() - started) * 1000
         if not isinstance(result, ChatCompletion):  # pragma: no cover - stream is False
             raise InvalidRequest("evals read whole answers, not streams", param="stream")

@@ -18,11 +18,11 @@ from controltower.domain import (
     TraceRecord,
     Usage,
     new_span_id,
-    new_trace_id,
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
 from controltower.gateway.caller import Caller
+from controltower.gateway.context import CallContext
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying, Route
 from controltower.gateway.router import BalancedAlias, DeploymentState
@@ -45,11 +45,11 @@ _MAX_NAME = 200
 
 @dataclass(frozen=True, slots=True)
 class ChatPlan:
-    """A chat body resolved to the route that answers it (and the prompt it came from)."""
+    """A chat body resolved to the route that answers it (the prompt it came from, if
+    any, is in the call's context)."""
 
     body: dict[str, Any]
     route: Route
-    prompt: PromptUse | None = None
 
 
 class Gateway:
@@ -96,10 +96,12 @@ class Gateway:
         self, body: dict[str, Any], caller: Caller, trace_id: str | None = None
     ) -> ChatCompletion | ChatStream:
         """Answer a chat completion body; a stream is traced when it ends."""
-        return await self.run_chat(await self.plan_chat(body, caller), caller, trace_id)
+        context = CallContext.of(caller, trace_id)
+        return await self.run_chat(await self.plan_chat(body, context), context)
 
-    async def plan_chat(self, body: dict[str, Any], caller: Caller) -> ChatPlan:
-        """The route for a body's model alias or prompt reference (rendered off the loop).
+    async def plan_chat(self, body: dict[str, Any], context: CallContext) -> ChatPlan:
+        """The route for a body's model alias or prompt reference (rendered off the loop);
+        a prompt reference's version goes into the context.
 
         Raises the APIError of a body no provider can be called for; records nothing
         (see `record_refusal`).
@@ -108,18 +110,16 @@ class Gateway:
         if route is not None:
             return ChatPlan(body, route)
         # only a name that is no alias pays for the prompt check
-        resolved, prompt = await self._resolve_prompt(body, caller)
-        return ChatPlan(resolved, self.routes[resolved["model"]], prompt)
+        resolved, context.prompt = await self._resolve_prompt(body, context.caller)
+        return ChatPlan(resolved, self.routes[resolved["model"]])
 
-    async def run_chat(
-        self, plan: ChatPlan, caller: Caller, trace_id: str | None = None
-    ) -> ChatCompletion | ChatStream:
+    async def run_chat(self, plan: ChatPlan, context: CallContext) -> ChatCompletion | ChatStream:
         """Call the providers for a planned body, and record the call's trace."""
         body = plan.body
         stream = bool(body.get("stream"))
         options = body.get("stream_options")
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
-        call = _Call(trace_id or new_trace_id(), body, caller, self._prices, prompt=plan.prompt)
+        call = _Call(context, body, self._prices)
         # the timeout is set per attempt, from the deployment that takes it
         request = ChatRequest(body, client_wants_usage=wants_usage, trace=call.trace)
         try:
@@ -142,9 +142,8 @@ class Gateway:
 
     def record_refusal(
         self,
-        trace_id: str,
+        context: CallContext,
         body: dict[str, Any] | None,
-        caller: Caller | None,
         error: APIError,
         kind: SpanKind = "generation",
     ) -> None:
@@ -153,7 +152,7 @@ class Gateway:
         model = body.get("model")
         if not isinstance(model, str) or len(model) > _MAX_NAME:
             body["model"] = None if model is None else repr(model)[:_MAX_NAME]
-        call = _Call(trace_id, body, caller or Caller(), self._prices, kind=kind)
+        call = _Call(context, body, self._prices, kind=kind)
         self._record(call.finish(None, Usage(), error=error))
 
     def _stream_ended(
@@ -164,9 +163,12 @@ class Gateway:
         record.deferred = partial(_fill_from_stream, summary)
         self._record(record)
 
-    async def embed(self, body: dict[str, Any], caller: Caller, trace_id: str) -> EmbeddingResult:
+    async def embed(
+        self, body: dict[str, Any], caller: Caller, trace_id: str | None = None
+    ) -> EmbeddingResult:
         """Answer an embeddings body through the alias's chain."""
-        return await self.run_embedding(self.plan_embedding(body), body, caller, trace_id)
+        context = CallContext.of(caller, trace_id)
+        return await self.run_embedding(self.plan_embedding(body), body, context)
 
     def plan_embedding(self, body: dict[str, Any]) -> Route:
         """The chain of a body's model alias; ModelNotFound (recording nothing) if none."""
@@ -176,18 +178,18 @@ class Gateway:
         return route
 
     async def run_embedding(
-        self, route: Route, body: dict[str, Any], caller: Caller, trace_id: str
+        self, route: Route, body: dict[str, Any], context: CallContext
     ) -> EmbeddingResult:
         """Send the body down the alias's chain (retries, fallbacks, breakers), and record
         the call's trace."""
-        call = _Call(trace_id, body, caller, self._prices, kind="embedding")
+        call = _Call(context, body, self._prices, kind="embedding")
         try:
             result = await route.embed(EmbeddingRequest(body, trace=call.trace))
         except APIError as exc:
             self._record(call.finish(None, Usage(), error=exc))
             raise
         except Exception as exc:  # a bug (a provider's or ours): recorded, answered as a 500
-            error = _internal(exc, trace_id)
+            error = _internal(exc, context.trace_id)
             self._record(call.finish(None, Usage(), error=error))
             raise error from exc
         call.model = result.model
@@ -230,11 +232,10 @@ class _Call:
 
     __slots__ = (
         "body",
-        "caller",
+        "context",
         "kind",
         "model",
         "prices",
-        "prompt",
         "start_us",
         "trace",
         "ttft_us",
@@ -242,20 +243,17 @@ class _Call:
 
     def __init__(
         self,
-        trace_id: str,
+        context: CallContext,
         body: dict[str, Any],
-        caller: Caller,
         prices: dict[str, Prices],
         kind: SpanKind = "generation",
-        prompt: PromptUse | None = None,
     ) -> None:
         self.body = body
-        self.prompt = prompt
-        self.caller = caller
+        self.context = context
         self.prices = prices
         self.kind = kind
         self.start_us = now_us()
-        self.trace = CallTrace(trace_id, new_span_id())
+        self.trace = CallTrace(context.trace_id, new_span_id())
         self.model: str | None = None
         self.ttft_us: int | None = None
 
@@ -270,7 +268,7 @@ class _Call:
         end = now_us()
         body = self.body
         used = _last_ok(self.trace.spans)
-        caller = self.caller
+        caller = self.context.caller
         inputs = body.get("messages") if self.kind == "generation" else body.get("input")
         alias = body.get("model") or "(no model)"  # a refused body may have none
         root = Span(
@@ -296,10 +294,12 @@ class _Call:
             root.status = "error"
             root.error = _describe(error)
         metadata = caller.metadata
-        if self.prompt is not None:
-            metadata = _mark_prompt(root, self.prompt, metadata)
+        prompt = self.context.prompt
+        if prompt is not None:
+            metadata = _mark_prompt(root, prompt, metadata)
         trace = Trace(
             id=self.trace.trace_id,
+            project=self.context.project,
             name=root.name,
             start_us=self.start_us,
             end_us=end,

@@ -7,9 +7,8 @@ import contextlib
 import logging
 import time
 
-from controltower.domain import new_trace_id
 from controltower.errors import APIError, UpstreamError
-from controltower.gateway import Gateway
+from controltower.gateway import CallContext, Gateway
 from controltower.providers import ChatCompletion, ChatStream
 from controltower.server.asgi import (
     JSON_HEADERS,
@@ -44,21 +43,20 @@ class OpenAIRoutes:
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one chat completion, whole or streamed."""
-        trace_id, body, caller = new_trace_id(), None, None
+        context, body = CallContext(), None
         try:
-            caller = caller_from(scope)
-            trace_id = caller.trace_id or trace_id
+            context = CallContext.of(caller_from(scope), context.trace_id)
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_chat(body)
-            plan = await self.gateway.plan_chat(body, caller)
+            plan = await self.gateway.plan_chat(body, context)
         except APIError as exc:
             # refused before any provider was called: its trace id still leads to a trace
-            self.gateway.record_refusal(trace_id, body, caller, exc)
-            await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
+            self.gateway.record_refusal(context, body, exc)
+            await send_error(send, exc, [(TRACE_HEADER, context.trace_id.encode())])
             return
-        trace_header = [(TRACE_HEADER, trace_id.encode())]
+        trace_header = [(TRACE_HEADER, context.trace_id.encode())]
         try:
-            result = await self.gateway.run_chat(plan, caller, trace_id)
+            result = await self.gateway.run_chat(plan, context)
         except APIError as exc:  # traced by the gateway
             await send_error(send, exc, trace_header)
             return
@@ -69,20 +67,19 @@ class OpenAIRoutes:
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one embeddings request."""
-        trace_id, body, caller = new_trace_id(), None, None
+        context, body = CallContext(), None
         try:
-            caller = caller_from(scope)
-            trace_id = caller.trace_id or trace_id
+            context = CallContext.of(caller_from(scope), context.trace_id)
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_embeddings(body)
-            balanced = self.gateway.plan_embedding(body)
+            route = self.gateway.plan_embedding(body)
         except APIError as exc:
-            self.gateway.record_refusal(trace_id, body, caller, exc, kind="embedding")
-            await send_error(send, exc, [(TRACE_HEADER, trace_id.encode())])
+            self.gateway.record_refusal(context, body, exc, kind="embedding")
+            await send_error(send, exc, [(TRACE_HEADER, context.trace_id.encode())])
             return
-        trace_header = [(TRACE_HEADER, trace_id.encode())]
+        trace_header = [(TRACE_HEADER, context.trace_id.encode())]
         try:
-            result = await self.gateway.run_embedding(balanced, body, caller, trace_id)
+            result = await self.gateway.run_embedding(route, body, context)
         except APIError as exc:  # traced by the gateway
             await send_error(send, exc, trace_header)
             return
