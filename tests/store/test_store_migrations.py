@@ -63,7 +63,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
     inspector = sa.inspect(engine)
     assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
 
 
 def test_migrations_match_schema(engine: Engine) -> None:

@@ -14,6 +14,7 @@ from controltower.prompts.store import PromptStore
 from controltower.store import memory_query as q
 from controltower.store.cursor import check_limit
 from controltower.store.memory_evals import InMemoryEvalStore
+from controltower.store.memory_keys import InMemoryKeyStore
 from controltower.store.merge import (
     apply_totals,
     merge_trace,
@@ -46,6 +47,7 @@ class InMemoryStore:
         self._scores: dict[str, Row] = {}
         self._prompts: InMemoryPromptStore | None = None
         self._evals: InMemoryEvalStore | None = None
+        self._keys: InMemoryKeyStore | None = None
         self._letters: list[DeadLetter] = []
 
     def write(self, records: Sequence[TraceRecord]) -> None:
@@ -182,6 +184,13 @@ class InMemoryStore:
             if self._prompts is None:
                 self._prompts = InMemoryPromptStore()
             return self._prompts
+
+    def key_store(self) -> InMemoryKeyStore:
+        """The in-memory API keys here (the same on every call)."""
+        with self._lock:
+            if self._keys is None:
+                self._keys = InMemoryKeyStore()
+            return self._keys
 
     def eval_store(self) -> InMemoryEvalStore:
         """The in-memory datasets, runs and review queues here (the same on every call)."""

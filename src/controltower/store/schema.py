@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeEngine
 
 from controltower.store.eval_tables import dataset_tables, eval_tables
+from controltower.store.key_tables import key_tables
 from controltower.store.review_tables import review_tables
 
 log = logging.getLogger("controltower.store")
@@ -78,7 +79,7 @@ def store_tables() -> Mapping[str, sa.Table]:
 
 def build_metadata() -> sa.MetaData:
     """A fresh MetaData holding every table: traces, spans, scores, prompts, audit, the
-    dead letters, datasets, eval runs and review queues."""
+    dead letters, datasets, eval runs, review queues and API keys."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
@@ -89,6 +90,7 @@ def build_metadata() -> sa.MetaData:
     dataset_tables(metadata, json_type)
     eval_tables(metadata, json_type)
     review_tables(metadata, json_type)
+    key_tables(metadata, json_type)
     return metadata
 
 

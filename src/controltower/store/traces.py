@@ -41,6 +41,7 @@ from controltower.tracing.sink import DeadLetter
 
 if TYPE_CHECKING:
     from controltower.store.eval_runs import SqlEvalStore
+    from controltower.store.keys import SqlKeyStore
 
 _IN_CHUNK = 500  # ids per IN (...) list
 # transaction-scoped locks on the traces a batch merges into, taken in one order (no deadlock)
@@ -470,6 +471,12 @@ class SqlTraceStore:
         from controltower.store.prompts import SqlPromptStore
 
         return SqlPromptStore(self._engine)
+
+    def key_store(self) -> SqlKeyStore:
+        """API keys on the same database (and engine)."""
+        from controltower.store.keys import SqlKeyStore
+
+        return SqlKeyStore(self._engine)
 
     def eval_store(self) -> SqlEvalStore:
         """Datasets, eval runs and review queues on the same database (and engine)."""
