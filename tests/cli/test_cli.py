@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from controltower.store import open_store
+from controltower.store.engine import HEAD_REVISION
 from tests.conftest import config, running_gateway
 
 CLI = [sys.executable, "-m", "controltower"]
@@ -134,7 +135,7 @@ def test_serve_refuses_other_interfaces_without_a_master_key(tmp_path: Path) -> 
 def test_db_upgrade(tmp_path: Path) -> None:
     env = {"CONTROLTOWER_DATABASE_URL": f"sqlite:///{tmp_path / 'new' / 'ct.db'}"}
     result = run("db", "upgrade", env=env)
-    assert result.returncode == 0 and "revision 0008" in result.stdout
+    assert result.returncode == 0 and f"revision {HEAD_REVISION}" in result.stdout
 
 
 def test_provider_keys_stay_out_of_traces_logs_and_answers(tmp_path: Path) -> None:
