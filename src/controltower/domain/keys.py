@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from controltower.domain.names import check_label
@@ -59,6 +59,33 @@ class ApiKey:
     def allows_model(self, model: str) -> bool:
         """Whether the key may call the gateway with this alias (or prompt reference)."""
         return not self.models or model in self.models
+
+
+def draft_key(
+    project: str,
+    *,
+    role: str,
+    name: str | None,
+    models: tuple[str, ...],
+    expires_us: int | None,
+    created_by: str | None,
+    created_us: int,
+    version: int,
+) -> tuple[ApiKey, str]:
+    """A new key (its fields checked) and its secret: what every store keeps, and the
+    secret it shows once and keeps only the hash of."""
+    secret = new_secret()
+    key = ApiKey(
+        new_key_id(), check_project(project), secret[:SHOWN_CHARS], check_role(role),
+        created_us, version, check_key_name(name), models, expires_us, created_by=created_by,
+    )  # fmt: skip
+    return key, secret
+
+
+def with_new_secret(key: ApiKey, version: int) -> tuple[ApiKey, str]:
+    """The same key under a new secret (rotation), and that secret."""
+    secret = new_secret()
+    return replace(key, prefix=secret[:SHOWN_CHARS], version=version), secret
 
 
 def new_secret() -> str:

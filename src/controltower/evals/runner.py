@@ -249,8 +249,7 @@ class ItemRunner:
         except APIError as exc:  # the judge's gateway refused, after the retries
             verdict = Verdict.failed(f"{type(exc).__name__}: {exc.message}")
         except Exception as exc:  # a scorer's bug: an error on this item, not the run's end
-            log.exception("scorer %s failed", scorer.name)
-            verdict = Verdict.failed(f"the scorer raised {type(exc).__name__}: {exc}")
+            verdict = _raised(scorer, exc)
         finally:
             current_scope.reset(token)
         traces = scope.traces.get(scorer.name)
@@ -303,8 +302,12 @@ async def _checked(scorer: Scorer, sample: Sample) -> Verdict:
     try:
         return await scorer.score(sample)
     except Exception as exc:  # a scorer's bug: an error on this item, not the run's end
-        log.exception("scorer %s failed", scorer.name)
-        return Verdict.failed(f"the scorer raised {type(exc).__name__}: {exc}")
+        return _raised(scorer, exc)
+
+
+def _raised(scorer: Scorer, exc: Exception) -> Verdict:
+    log.exception("scorer %s failed", scorer.name)
+    return Verdict.failed(f"the scorer raised {type(exc).__name__}: {exc}")
 
 
 def _backoff(attempt: int, exc: RateLimited) -> float:

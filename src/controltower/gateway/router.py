@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from controltower.domain import CallTrace, Span, new_span_id, now_us
 from controltower.errors import APIError, InvalidRequest, UpstreamError, is_retryable
@@ -21,6 +22,7 @@ from controltower.providers.scrub import Scrubber
 from controltower.settings import Deployment, ModelAlias
 
 EWMA_ALPHA = 0.3
+T = TypeVar("T")
 
 
 class DeploymentState:
@@ -99,29 +101,8 @@ class BalancedAlias:
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Send the request to one deployment and record the attempt."""
         state = self.pick()
-        state.breaker.on_call()
-        state.in_flight += 1
-        span = _attempt_span(request.trace, state)
         request.timeout_s = state.timeout_s
-        started = time.perf_counter()
-        try:
-            result: ChatCompletion | ChatStream = await state.provider.chat(request)
-        except APIError as exc:
-            state.in_flight -= 1
-            _fail(state, span, state.scrubber.error(exc))
-            raise
-        except BaseException:
-            state.in_flight -= 1
-            state.breaker.probing = False
-            raise
-        state.observe_latency((time.perf_counter() - started) * 1000)
-        state.breaker.on_success()
-        span.end_us = now_us()
-        if isinstance(result, ChatStream):
-            result.on_end(partial(_release, state))
-            return result
-        state.in_flight -= 1
-        return result
+        return await _attempt(state, request.trace, lambda: state.provider.chat(request))
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Send the request to one deployment and record the attempt (as `chat` does:
@@ -134,25 +115,8 @@ class BalancedAlias:
                 "embeddings API; route embeddings to a model whose deployments have one",
                 param="model",
             )
-        state.breaker.on_call()
-        state.in_flight += 1
-        span = _attempt_span(request.trace, state)
         request.timeout_s = state.timeout_s
-        started = time.perf_counter()
-        try:
-            result: EmbeddingResult = await embed(request.body, state.timeout_s)
-        except APIError as exc:
-            _fail(state, span, state.scrubber.error(exc))
-            raise
-        except BaseException:
-            state.breaker.probing = False
-            raise
-        finally:
-            state.in_flight -= 1
-        state.observe_latency((time.perf_counter() - started) * 1000)
-        state.breaker.on_success()
-        span.end_us = now_us()
-        return result
+        return await _attempt(state, request.trace, lambda: embed(request.body, state.timeout_s))
 
     @staticmethod
     def _weighted(candidates: list[DeploymentState]) -> DeploymentState:
@@ -172,6 +136,35 @@ class BalancedAlias:
     def _least_busy(candidates: list[DeploymentState]) -> DeploymentState:
         low = min(s.in_flight for s in candidates)
         return random.choice([s for s in candidates if s.in_flight == low])
+
+
+async def _attempt(
+    state: DeploymentState, trace: CallTrace | None, call: Callable[[], Awaitable[T]]
+) -> T:
+    """One call to a deployment: its breaker, in-flight count, latency and attempt span.
+    A stream keeps its slot until it ends (an end tap frees it)."""
+    state.breaker.on_call()
+    state.in_flight += 1
+    span = _attempt_span(trace, state)
+    started = time.perf_counter()
+    try:
+        result = await call()
+    except APIError as exc:
+        state.in_flight -= 1
+        _fail(state, span, state.scrubber.error(exc))
+        raise
+    except BaseException:
+        state.in_flight -= 1
+        state.breaker.probing = False
+        raise
+    state.observe_latency((time.perf_counter() - started) * 1000)
+    state.breaker.on_success()
+    span.end_us = now_us()
+    if isinstance(result, ChatStream):
+        result.on_end(partial(_release, state))
+    else:
+        state.in_flight -= 1
+    return result
 
 
 def _attempt_span(trace: CallTrace | None, state: DeploymentState) -> Span:

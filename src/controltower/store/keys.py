@@ -8,6 +8,7 @@ ring that has seen version N has seen every change up to N on every replica.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,17 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from controltower.domain.ids import now_us
-from controltower.domain.keys import (
-    SHOWN_CHARS,
-    ApiKey,
-    Role,
-    check_key_name,
-    check_project,
-    check_role,
-    new_key_id,
-    new_secret,
-    secret_hash,
-)
+from controltower.domain.keys import ApiKey, Role, draft_key, secret_hash, with_new_secret
 from controltower.errors import NotFound
 from controltower.store.schema import store_tables
 
@@ -51,28 +42,12 @@ class SqlKeyStore:
         created_by: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its secret (shown once: only its hash is stored)."""
-        check_project(project)
-        check_role(role)
-        name = check_key_name(name)
-        secret, at_us = new_secret(), now_us()
-        row = {
-            "id": new_key_id(),
-            "project": project,
-            "name": name,
-            "prefix": secret[:SHOWN_CHARS],
-            "secret_hash": secret_hash(secret),
-            "role": role,
-            "models": list(models),
-            "expires_us": expires_us,
-            "revoked_us": None,
-            "created_us": at_us,
-            "created_by": created_by,
-            "last_used_us": None,
-        }
         with self._engine.begin() as conn:
-            row["version"] = self._next_version(conn)
-            conn.execute(sa.insert(self._keys).values(row))
-            key = _key_of(row)
+            key, secret = draft_key(
+                project, role=role, name=name, models=tuple(models), expires_us=expires_us,
+                created_by=created_by, created_us=now_us(), version=self._next_version(conn),
+            )  # fmt: skip
+            conn.execute(sa.insert(self._keys).values(_row(key, secret_hash(secret))))
             self._audited(conn, created_by, "key.create", key, None, _shown(key))
         return key, secret
 
@@ -111,27 +86,27 @@ class SqlKeyStore:
             before = self._get(conn, key_id)
             if before.revoked_us is not None:
                 return before
-            version, at_us = self._next_version(conn), now_us()
+            after = replace(before, revoked_us=now_us(), version=self._next_version(conn))
             conn.execute(
-                sa.update(k).where(k.c.id == key_id).values(revoked_us=at_us, version=version)
+                sa.update(k)
+                .where(k.c.id == key_id)
+                .values(revoked_us=after.revoked_us, version=after.version)
             )
-            after = self._get(conn, key_id)
             self._audited(conn, actor, "key.revoke", after, _shown(before), _shown(after))
         return after
 
     def rotate_key(self, key_id: str, *, actor: str | None = None) -> tuple[ApiKey, str]:
         """A new secret for a key (same id, role and limits); the old one stops working."""
         k = self._keys
-        secret = new_secret()
         with self._engine.begin() as conn:
             before = self._get(conn, key_id)
+            after, secret = with_new_secret(before, self._next_version(conn))
             changes = {
                 "secret_hash": secret_hash(secret),
-                "prefix": secret[:SHOWN_CHARS],
-                "version": self._next_version(conn),
+                "prefix": after.prefix,
+                "version": after.version,
             }
             conn.execute(sa.update(k).where(k.c.id == key_id).values(**changes))
-            after = self._get(conn, key_id)
             self._audited(conn, actor, "key.rotate", after, _shown(before), _shown(after))
         return after, secret
 
@@ -171,6 +146,24 @@ class SqlKeyStore:
             "after": after,
         }
         conn.execute(sa.insert(self._audit).values(row))
+
+
+def _row(key: ApiKey, digest: str) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "project": key.project,
+        "name": key.name,
+        "prefix": key.prefix,
+        "secret_hash": digest,
+        "role": key.role,
+        "models": list(key.models),
+        "expires_us": key.expires_us,
+        "revoked_us": key.revoked_us,
+        "created_us": key.created_us,
+        "created_by": key.created_by,
+        "last_used_us": key.last_used_us,
+        "version": key.version,
+    }
 
 
 def _key_of(row: Any) -> ApiKey:

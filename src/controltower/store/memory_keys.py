@@ -8,17 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from controltower.domain.ids import now_us
-from controltower.domain.keys import (
-    SHOWN_CHARS,
-    ApiKey,
-    Role,
-    check_key_name,
-    check_project,
-    check_role,
-    new_key_id,
-    new_secret,
-    secret_hash,
-)
+from controltower.domain.keys import ApiKey, Role, draft_key, secret_hash, with_new_secret
 from controltower.errors import NotFound
 
 
@@ -42,16 +32,12 @@ class InMemoryKeyStore:
         created_by: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its secret (shown once: only its hash is kept)."""
-        check_project(project)
-        check_role(role)
-        name = check_key_name(name)
-        secret = new_secret()
         with self._lock:
-            self._version += 1
-            key = ApiKey(
-                new_key_id(), project, secret[:SHOWN_CHARS], role, now_us(), self._version,
-                name, tuple(models), expires_us, created_by=created_by,
+            key, secret = draft_key(
+                project, role=role, name=name, models=tuple(models), expires_us=expires_us,
+                created_by=created_by, created_us=now_us(), version=self._version + 1,
             )  # fmt: skip
+            self._version += 1
             self._keys[key.id] = (secret_hash(secret), key)
             self._audited(created_by, "key.create", key)
         return key, secret
@@ -91,11 +77,10 @@ class InMemoryKeyStore:
 
     def rotate_key(self, key_id: str, *, actor: str | None = None) -> tuple[ApiKey, str]:
         """A new secret for a key (same id, role and limits); the old one stops working."""
-        secret = new_secret()
         with self._lock:
             _, key = self._get(key_id)
             self._version += 1
-            key = replace(key, prefix=secret[:SHOWN_CHARS], version=self._version)
+            key, secret = with_new_secret(key, self._version)
             self._keys[key_id] = (secret_hash(secret), key)
             self._audited(actor, "key.rotate", key)
         return key, secret

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from starlette.responses import Response
 from controltower.domain.review import check_reviewer
 from controltower.errors import InvalidRequest
 from controltower.web.login import CSRF_COOKIE, CSRF_FIELD
-from controltower.web.views import COOKIE_NAME
+from controltower.web.views import COOKIE_NAME, Renderer
 
 Form = dict[str, list[str]]
 
@@ -59,6 +60,23 @@ class FormGuard:
             return self._sign(request, cookie), None
         cookie = secrets.token_hex(16)
         return self._sign(request, cookie), self.cookie(request, CSRF_COOKIE, cookie)
+
+    def page(
+        self, renderer: Renderer, request: Request, template: str, status: int, **context: Any
+    ) -> Response:
+        """A page with forms: rendered with `csrf` (the token), and the cookie it is
+        derived from set when the browser has none yet."""
+        token, cookie = self.token(request)
+        response = renderer.page(request, template, status, csrf=token, **context)
+        if cookie is not None:
+            response.headers.append("set-cookie", cookie)
+        return response
+
+    @staticmethod
+    def expired(renderer: Renderer, request: Request) -> Response:
+        """The 403 page of a form without this session's token."""
+        message = "The form came from another site or an older session: reload it, try again."
+        return renderer.error(request, 403, "This form has expired", message)
 
     def check(self, request: Request, form: Form) -> bool:
         """Whether a posted form carries the token of this browser's session."""

@@ -198,22 +198,18 @@ class ReviewPages:
     # -- helpers ----------------------------------------------------------------------------
 
     def _page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        token, cookie = self.guard.token(request)
         reviewer = reviewer_of(request)
-        response = self.renderer.page(
-            request, template, status, section="review", csrf=token, reviewer=reviewer, **context
-        )
-        if cookie is not None:
-            response.headers.append("set-cookie", cookie)
-        return response
+        return self.guard.page(
+            self.renderer, request, template, status, section="review", reviewer=reviewer,
+            **context,
+        )  # fmt: skip
 
     async def _posted(self, request: Request) -> Form | None:
         form = await read_form(request)
         return form if self.guard.check(request, form) else None
 
     def _expired(self, request: Request) -> Response:
-        message = "The form came from another site or an older session: reload it, try again."
-        return self.renderer.error(request, 403, "This form has expired", message)
+        return self.guard.expired(self.renderer, request)
 
     async def _queues(
         self, request: Request, form: Form, error: str | None, status: int

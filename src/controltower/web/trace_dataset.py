@@ -51,29 +51,24 @@ class AddToDataset:
         error: str | None = None,
     ) -> Response:
         """The trace page (`trace_view`'s `found`) with the form, and its CSRF cookie."""
-        token, cookie = self.guard.token(request)
         datasets = await read(self.store.list_datasets)
         form = {
-            "csrf": token,
             "names": [v.dataset for v in datasets[:MAX_NAMES]],
             "name": name,
             "expected": expected,
             "error": error,
         }
-        response = self.renderer.page(
-            request, "trace.html", status, section="traces", dataset_form=form, **found
-        )
-        if cookie is not None:
-            response.headers.append("set-cookie", cookie)
-        return response
+        return self.guard.page(
+            self.renderer, request, "trace.html", status, section="traces", dataset_form=form,
+            **found,
+        )  # fmt: skip
 
     async def add(self, request: Request) -> Response:
         """Add the trace to the dataset the form names, then show that dataset."""
         trace_id = request.path_params["trace_id"]
         form = await read_form(request)
         if not self.guard.check(request, form):
-            message = "The form came from another site or an older session: reload it, try again."
-            return self.renderer.error(request, 403, "This form has expired", message)
+            return self.guard.expired(self.renderer, request)
         name, expected = form_value(form, "dataset"), bool(form_value(form, "expected"))
         trace = await read(self.traces.get_trace, trace_id, span_io=False)
         if trace is None:
