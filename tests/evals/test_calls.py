@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from controltower.evals.calls import CachedClient, CallScope, current_scope
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controltower.evals.calls import CachedClient, CallScope, call_key, chat_key, current_scope
 from controltower.evals.scoring import ModelReply
 from controltower.store.memory_evals import InMemoryEvalStore
 
@@ -90,3 +94,25 @@ def test_repeats_are_cached_apart() -> None:
         assert second.hits == 0 and model.calls == 10
 
     asyncio.run(go())
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@given(
+    body=st.dictionaries(st.text(max_size=6), json_values, max_size=5),
+    model=st.none() | st.text(max_size=6),
+    routes=st.lists(json_values, min_size=2, max_size=2),
+    repeat=st.integers(0, 99),
+)
+def test_a_chat_key_built_from_serialized_routes_is_the_call_key(
+    body: dict[str, Any], model: str | None, routes: list[Any], repeat: int
+) -> None:
+    """Keys stay what earlier versions stored: a cache filled before still answers."""
+    routes_json = orjson.dumps(routes, option=orjson.OPT_SORT_KEYS)
+    expected = call_key("chat", [body, model, routes], repeat)
+    assert chat_key(body, model, routes_json, repeat) == expected

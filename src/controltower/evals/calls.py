@@ -55,6 +55,17 @@ def call_key(kind: str, payload: Any, repeat: int) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _dumped(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def chat_key(body: dict[str, Any], model: str | None, routes: bytes, repeat: int) -> str:
+    """`call_key("chat", [body, model, ROUTES], repeat)`, with the routes already
+    serialized (compact JSON is the concatenation of its parts' JSON)."""
+    raw = b'["chat",[%b,%b,%b],%d]' % (_dumped(body), _dumped(model), routes, repeat)
+    return hashlib.sha256(raw).hexdigest()
+
+
 class CachedClient:
     """A ModelClient that caches replies in the eval store and labels every call."""
 
@@ -71,6 +82,7 @@ class CachedClient:
         self._flush: asyncio.Handle | None = None
         self._writes: dict[str, Any] = {}
         self._resolved: dict[str, dict[str, Any]] = {}
+        self._route_json: dict[tuple[Any, Any], bytes] = {}  # (body model, model) -> routes
         # while lookups hit, they are gathered into one read per turn of the event loop;
         # while they miss on a local store, each is read at once (a miss is ~0.1 ms)
         self._warm = False
@@ -86,8 +98,7 @@ class CachedClient:
         """The reply from the cache, or from the gateway (then cached)."""
         scope = current_scope.get()
         repeat = scope.repeat if scope else 0
-        routes = [await self._identity(body.get("model")), await self._identity(model)]
-        key = call_key("chat", [body, model, routes], repeat)
+        key = chat_key(body, model, await self._routes(body.get("model"), model), repeat)
         if self.policy != "off":
             found = await self._lookup(key)
             if found is not None:
@@ -131,6 +142,20 @@ class CachedClient:
         if model not in self._resolved:
             self._resolved[model] = await self.client.resolve(model)
         return self._resolved[model]
+
+    async def _routes(self, body_model: Any, model: str | None) -> bytes:
+        """The serialized identities of a chat call's two model names, kept once both
+        resolved (an alias that did not is asked again on the next call)."""
+        pair = (body_model if isinstance(body_model, str) else None, model)
+        known = self._route_json.get(pair) if pair[0] == body_model else None
+        if known is None:
+            routes = [await self._identity(body_model), await self._identity(model)]
+            known = _dumped(routes)
+            if pair[0] == body_model and not any(
+                isinstance(r, dict) and "unresolved" in r for r in routes
+            ):
+                self._route_json[pair] = known
+        return known
 
     async def _identity(self, model: Any) -> Any:
         """What `model` resolves to (a prompt version, deployments): part of the cache key,

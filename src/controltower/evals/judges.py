@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -217,17 +217,24 @@ class JudgeCall:
     output: OutputMode
     shape: VerdictShape
     max_tokens: int | None = None
+    _rules: str = field(init=False, repr=False, compare=False)
+    _format: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, options: JudgeOptions, ctx: ScorerContext, shape: VerdictShape) -> JudgeCall:
         """The call a judge's settings describe."""
         return cls(ctx.client, options.model, options.output, shape, options.max_tokens)
 
-    def system(self, task: str) -> str:
-        """The system message: the task, the data rules, and the reply's format."""
+    def __post_init__(self) -> None:
+        # what every request of this judge shares, built once (the runner sends thousands)
         template = prompts.OUTPUT_TOOL if self.output == "tool" else prompts.OUTPUT_JSON
         note = template.format(tool=TOOL_NAME, key=self.shape.key, describe=self.shape.describe())
-        return f"{task}\n\n{prompts.DATA_RULES}\n\n{note}"
+        object.__setattr__(self, "_rules", f"\n\n{prompts.DATA_RULES}\n\n{note}")
+        object.__setattr__(self, "_format", self._reply_format())
+
+    def system(self, task: str) -> str:
+        """The system message: the task, the data rules, and the reply's format."""
+        return task + self._rules
 
     def prompt_hash(self, judge: str, task_source: str) -> str:
         """A stable digest of everything that makes up the judge's prompt."""
@@ -247,23 +254,29 @@ class JudgeCall:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [
-                {"role": "system", "content": self.system(task)},
+                {"role": "system", "content": task + self._rules},
                 {"role": "user", "content": user},
             ],
             "temperature": 0,
+            **self._format,
         }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        return body
+
+    def _reply_format(self) -> dict[str, Any]:
+        """The request's fields that ask for the verdict's shape: a forced tool call, or
+        a JSON schema (read-only: shared by every request of the judge)."""
         schema = response_schema(self.shape)
         if self.output == "tool":
             function = {"name": TOOL_NAME, "parameters": schema, "strict": True}
             function["description"] = "Record the evaluation's reasoning and verdict."
-            body["tools"] = [{"type": "function", "function": function}]
-            body["tool_choice"] = {"type": "function", "function": {"name": TOOL_NAME}}
-        else:
-            wrapped = {"name": "verdict", "schema": schema, "strict": True}
-            body["response_format"] = {"type": "json_schema", "json_schema": wrapped}
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
-        return body
+            return {
+                "tools": [{"type": "function", "function": function}],
+                "tool_choice": {"type": "function", "function": {"name": TOOL_NAME}},
+            }
+        wrapped = {"name": "verdict", "schema": schema, "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": wrapped}}
 
     async def ask(self, task: str, blocks: list[str], name: str) -> tuple[ModelReply, ParseOutcome]:
         """The judge's reply and what it says (a `ParsedVerdict` or an `Unparsable`)."""
