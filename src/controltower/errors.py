@@ -85,6 +85,18 @@ class Forbidden(APIError):
     code = "cross_origin_request"
 
 
+class PermissionDenied(APIError):
+    """An API key whose role, project or model list does not allow the request."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class ModelNotAllowed(PermissionDenied):
+    code = "model_not_allowed"
+
+
 class MisdirectedRequest(APIError):
     """A Host header the server does not answer as (DNS rebinding)."""
 
@@ -107,6 +119,32 @@ class RateLimited(APIError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(APIError):
+    """A call that would take a budget past its limit; the body says which and until when."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, budget: dict[str, Any], retry_after: float | None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.budget = budget
+
+    def body(self) -> bytes:
+        """The OpenAI error body, with the budget (name, scope, value, limit, used, resets_at)."""
+        data = orjson.loads(super().body())
+        data["error"]["budget"] = self.budget
+        return orjson.dumps(data)
+
+
+class BudgetsUnavailable(APIError):
+    """The shared budget counters cannot be reached, and a budget fails closed."""
+
+    status = 503
+    type = "api_error"
+    code = "budgets_unavailable"
 
 
 class UpstreamError(APIError):

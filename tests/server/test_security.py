@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from controltower.server.asgi import SECURITY_HEADERS, RequestGuard
-from controltower.server.auth import FailedLogins, MasterKeyAuth
+from controltower.server.auth import FailedLogins, KeyAuth
 from controltower.store import InMemoryStore
 from controltower.web import web_routes
 from controltower.web.login import session_valid, session_value
@@ -285,14 +285,14 @@ def test_the_login_cookie_is_a_signed_session_not_the_key() -> None:
 
 
 def test_sessions_end_when_the_master_key_changes() -> None:
-    old, new = MasterKeyAuth("sk-old"), MasterKeyAuth("sk-new")
+    old, new = KeyAuth("sk-old"), KeyAuth("sk-new")
     value = session_value(old.sign, int(time.time()) + 60)
     assert session_valid(old.sign, value, time.time())
     assert not session_valid(new.sign, value, time.time())
 
 
 def test_the_cookie_is_secure_over_https() -> None:
-    auth = MasterKeyAuth(KEY)
+    auth = KeyAuth(KEY)
     app = Starlette(routes=web_routes(InMemoryStore(), check_key=auth))
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
         page = client.get("/login")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from controltower.domain.keys import ApiKey, Role
@@ -49,4 +49,9 @@ class KeyStore(Protocol):
 
     def rotate_key(self, key_id: str, *, actor: str | None = None) -> tuple[ApiKey, str]:
         """A new secret for a key (same id, role and limits); the old one stops working."""
+        ...
+
+    def touch_keys(self, used: Mapping[str, int]) -> None:
+        """Record when keys were last used (key id -> time in µs; an earlier time than
+        the one stored is ignored). Not a change: the counter does not move."""
         ...

@@ -20,6 +20,7 @@ from controltower.cli.common import (
 from controltower.cli.datasets import datasets
 from controltower.cli.eval_calibrate import calibrate_command
 from controltower.cli.evals import eval_group
+from controltower.cli.keys import keys
 from controltower.cli.prompts import prompts
 from controltower.cli.review import review
 from controltower.errors import ConfigError, ControlTowerError
@@ -298,3 +299,4 @@ main.add_command(datasets)
 main.add_command(eval_group)
 eval_group.add_command(calibrate_command)
 main.add_command(review)
+main.add_command(keys)

@@ -13,7 +13,8 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
 
 from controltower.domain.names import check_label
 from controltower.errors import InvalidRequest
@@ -142,3 +143,28 @@ def expiry_us(text: str | None, now_us: int) -> int | None:
             param="expires",
         )
     return now_us + int(found.group(1)) * _UNIT_US[found.group(2)]
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    """A key as the API, the CLI and the UI show it (never its secret or hash)."""
+    return {
+        "id": key.id,
+        "object": "api_key",
+        "project": key.project,
+        "name": key.name,
+        "prefix": key.prefix,
+        "role": key.role,
+        "models": list(key.models),
+        "created_at": _iso(key.created_us),
+        "expires_at": _iso(key.expires_us),
+        "revoked_at": _iso(key.revoked_us),
+        "last_used_at": _iso(key.last_used_us),
+        "created_by": key.created_by,
+    }
+
+
+def _iso(at_us: int | None) -> str | None:
+    if at_us is None:
+        return None
+    at = datetime.fromtimestamp(at_us / 1_000_000, UTC)
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -54,6 +54,21 @@ class IngestResult:
     scores: list[Score] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, why)
     accepted: int = 0  # events kept
+    score_events: list[int] = field(default_factory=list)  # each score's index in the batch
+
+    def refuse_scores(self, refused: dict[int, str]) -> None:
+        """Drop scores (by position in `scores`) with the reason each is refused."""
+        kept: list[Score] = []
+        indexes: list[int] = []
+        for position, (score, index) in enumerate(zip(self.scores, self.score_events, strict=True)):
+            if position in refused:
+                self.errors.append((index, refused[position]))
+                self.accepted -= 1
+            else:
+                kept.append(score)
+                indexes.append(index)
+        self.scores, self.score_events = kept, indexes
+        self.errors.sort()
 
 
 def records_from_events(events: list[Any]) -> IngestResult:
@@ -72,6 +87,7 @@ def records_from_events(events: list[Any]) -> IngestResult:
                 updates.setdefault(update["id"], []).append(update)
             else:
                 result.scores.append(_score(body))
+                result.score_events.append(index)
         except _Invalid as exc:
             result.errors.append((index, str(exc)))
     result.accepted = len(events) - len(result.errors)

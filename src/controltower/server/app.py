@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from controltower.access import KeyRing, KeyStore
 from controltower.cost import PriceTable
 from controltower.errors import APIError
 from controltower.evals.store import EvalStore
 from controltower.gateway import Gateway, PromptResolver
 from controltower.gateway.service import ProviderFactory
 from controltower.prompts import InMemoryPromptStore, PromptRenderer, PromptStore
+from controltower.server.access_policy import check_access
 from controltower.server.api import build_api
 from controltower.server.asgi import (
     Receive,
@@ -21,8 +25,9 @@ from controltower.server.asgi import (
     send_error,
     with_security_headers,
 )
-from controltower.server.auth import MasterKeyAuth, login_location, wants_page
+from controltower.server.auth import PRINCIPAL, KeyAuth, login_location, wants_page
 from controltower.server.ingest_routes import ingest_routes
+from controltower.server.key_routes import key_routes
 from controltower.server.openai_routes import OpenAIRoutes
 from controltower.server.prompt_routes import prompt_routes
 from controltower.settings import Settings
@@ -50,6 +55,7 @@ class GatewayApp:
         *,
         prompt_store: PromptStore | None = None,
         eval_store: EvalStore | None = None,
+        key_store: KeyStore | None = None,
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
@@ -65,9 +71,13 @@ class GatewayApp:
         renderer = PromptRenderer()  # one pool of render threads for the gateway and the API
         self.prompts = PromptResolver(self.prompt_store, settings.prompt_refresh_s, renderer)
         self.gateway = Gateway(settings, make_provider, self.writer.enqueue, self.prompts)
-        self.auth = MasterKeyAuth(
-            settings.master_key.get_secret_value() if settings.master_key else None
+        # API keys are held in memory on every replica and refreshed in the background
+        self.keys = KeyRing(key_store or store.key_store())
+        self.auth = KeyAuth(
+            settings.master_key.get_secret_value() if settings.master_key else None,
+            ring=self.keys,
         )
+        self._refresher: asyncio.Task[None] | None = None
         self.guard = RequestGuard(settings.allowed_hosts)
         routes = OpenAIRoutes(self.gateway, settings.max_request_bytes)
         self._post: dict[str, Handler] = {
@@ -80,6 +90,7 @@ class GatewayApp:
         extra = [
             *ingest_routes(self.writer, store, prices, settings.max_request_bytes),
             *prompt_routes(self.prompt_store, store, renderer),
+            *key_routes(self.keys),
             # the auth is the login form's gate: key check, signed sessions, throttling
             *web_routes(store, self.prompt_store, check_key=self.auth, eval_store=eval_store),
         ]
@@ -97,7 +108,10 @@ class GatewayApp:
             handler = table.get(scope["path"])
             try:
                 self.guard.check(scope)
-                self.auth.check(scope)
+                principal = await self.auth.check(scope)
+                if principal is not None:
+                    check_access(principal, scope["method"], scope["path"])
+                    scope[PRINCIPAL] = principal
             except APIError as exc:
                 if exc.status == 401 and wants_page(scope):
                     await send_bytes(send, 303, b"", [(b"location", login_location(scope))])
@@ -114,11 +128,13 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self._start_keys()
                 self.writer.start()
                 self.retention.start()
                 self.prompts.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._stop_keys()
                 self.prompts.stop()
                 await self.gateway.aclose()
                 self.retention.stop()
@@ -127,3 +143,22 @@ class GatewayApp:
                     self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start_keys(self) -> None:
+        """Load every key before the first request, then keep the ring fresh."""
+        try:
+            await asyncio.to_thread(self.keys.refresh)
+        except Exception:  # the store is down: no key is known yet, the refresh retries
+            self.keys.failures += 1
+            log.warning("could not load the API keys; retrying in the background", exc_info=True)
+        self._refresher = asyncio.create_task(self.keys.keep_fresh())
+
+    async def _stop_keys(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        try:
+            await asyncio.to_thread(self.keys.flush_used)
+        except Exception:
+            log.warning("could not record the API keys' last use", exc_info=True)

@@ -1,5 +1,10 @@
-"""The master key check: every request carries the key as a Bearer token, or the web UI's
-signed session cookie; wrong keys are throttled per client address."""
+"""Who calls: the master key or an API key as a Bearer token, or the web UI's signed
+session cookie; wrong keys are throttled per client address.
+
+API keys are looked up in the key ring (memory, refreshed in the background), never in
+the database per request. `check` answers the request's `Principal`, which the app keeps
+in the ASGI scope for the routes (`principal_of`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
+from controltower.access import KeyRing
+from controltower.access.principal import MASTER, Principal
 from controltower.errors import RateLimited, Unauthorized
 from controltower.server.asgi import Scope, header
 from controltower.web.login import session_valid
@@ -16,6 +23,7 @@ from controltower.web.login import session_valid
 PUBLIC_PATHS = frozenset({"/health", "/login", "/logout"})
 PUBLIC_PREFIXES = ("/static/",)
 COOKIE = b"controltower_key"
+PRINCIPAL = "controltower.principal"  # the scope's key for the request's Principal
 # the signing key of sessions and form tokens: derived from the master key, so that a
 # new master key ends every session; without a master key nothing is secret anyway
 _SIGNING_CONTEXT = b"controltower web session v1"
@@ -75,9 +83,11 @@ class FailedLogins:
             del self._windows[next(iter(self._windows))]
 
 
-class MasterKeyAuth:
-    """Checks `Authorization: Bearer <master key>` (the scheme in any case); with no key
-    configured, lets all in.
+class KeyAuth:
+    """Checks `Authorization: Bearer <key>` (the scheme in any case): the master key is
+    the administrator, a `ct-` key from the ring is its project's principal. With no
+    master key configured, every request without an API key is the administrator (a
+    server on a laptop); an API key is still checked and scoped.
 
     Browsers cannot add that header when they follow a link, so the web UI's login page
     sets a signed session in a `controltower_key` cookie instead (never the key itself).
@@ -85,7 +95,12 @@ class MasterKeyAuth:
     checks a typed key, signs sessions and form tokens, and throttles wrong keys.
     """
 
-    def __init__(self, master_key: str | None, failures: FailedLogins | None = None) -> None:
+    def __init__(
+        self,
+        master_key: str | None,
+        failures: FailedLogins | None = None,
+        ring: KeyRing | None = None,
+    ) -> None:
         self._key = master_key.encode() if master_key else None
         self._secret = (
             hmac.new(self._key, _SIGNING_CONTEXT, hashlib.sha256).digest()
@@ -93,6 +108,7 @@ class MasterKeyAuth:
             else hashlib.sha256(_SIGNING_CONTEXT).digest()
         )
         self.failures = failures or FailedLogins()
+        self.ring = ring
 
     @property
     def enabled(self) -> bool:
@@ -117,19 +133,23 @@ class MasterKeyAuth:
         """Count a wrong key from `client`."""
         self.failures.failed(client)
 
-    def check(self, scope: Scope) -> None:
-        """Raise Unauthorized when the request lacks the key, RateLimited while its address
-        is blocked for trying wrong keys."""
+    async def check(self, scope: Scope) -> Principal | None:
+        """The request's principal (None on a public path). Raises Unauthorized when the
+        request lacks a valid key, RateLimited while its address is blocked for trying
+        wrong keys."""
         path = scope["path"]
-        if self._key is None or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            return
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return None
         given = header(scope, b"authorization")
         if given is None:
+            if self._key is None:
+                return MASTER
             cookie = _cookie(header(scope, b"cookie"))
             if cookie is not None and session_valid(self.sign, cookie, time.time()):
-                return
+                return MASTER
             raise Unauthorized(
-                "Missing API key: send the gateway's master key as `Authorization: Bearer ...`"
+                "Missing API key: send an API key or the gateway's master key as "
+                "`Authorization: Bearer ...`"
             )
         client = client_address(scope)
         wait = self.failures.wait_s(client)
@@ -138,10 +158,30 @@ class MasterKeyAuth:
                 f"Too many wrong API keys from this address; retry in {wait:.0f} s",
                 retry_after=wait,
             )
-        scheme, _, token = given.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._key):
+        principal = await self._principal(given)
+        if principal is None:
             self.failures.failed(client)
-            raise Unauthorized("Incorrect API key provided for this gateway")
+            raise Unauthorized("Incorrect API key provided for this gateway (or it was revoked)")
+        return principal
+
+    async def _principal(self, given: bytes) -> Principal | None:
+        scheme, _, raw = given.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return MASTER if self._key is None else None
+        token = raw.strip()
+        if token.startswith(b"ct-") and self.ring is not None:
+            key = await self.ring.lookup_fresh(token.decode("latin-1"))
+            return None if key is None else Principal.of_key(key)
+        if self._key is None:
+            return MASTER  # no master key: any other token (clients insist on one) is let in
+        return MASTER if hmac.compare_digest(token, self._key) else None
+
+
+def principal_of(scope: Scope) -> Principal:
+    """The principal the app found for this request (the administrator when the scope
+    did not pass the app's check, as in tests that mount routes alone)."""
+    found: Principal = scope.get(PRINCIPAL, MASTER)
+    return found
 
 
 def client_address(scope: Scope) -> str:

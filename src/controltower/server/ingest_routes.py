@@ -36,6 +36,7 @@ from controltower.ingest import (
     status_body,
 )
 from controltower.server.asgi import read_body
+from controltower.server.auth import principal_of
 from controltower.store.traces import is_outage
 from controltower.tracing import ObservabilityStore, TraceWriter
 
@@ -113,6 +114,9 @@ def ingest_routes(
             result = await _maybe_in_thread(raw, gzipped, _events_decoder(max_bytes))
         except APIError as exc:
             return _api_error(exc)
+        project = _claim(request, result.records)
+        if project is not None and result.scores:
+            await run_in_threadpool(_own_scores, store, result, project)
         refused = _enqueue(writer, result.records)
         if refused is not None:
             return _api_error(refused)
@@ -184,6 +188,7 @@ def ingest_routes(
         except APIError as exc:
             code = CODE_RESOURCE_EXHAUSTED if exc.status == 413 else CODE_INVALID_ARGUMENT
             return _otlp_error(exc.status, code, exc.message, as_json)
+        _claim(request, result.records)
         refused = _enqueue(writer, result.records)
         if refused is not None:
             code = CODE_RESOURCE_EXHAUSTED if refused.status == 413 else CODE_UNAVAILABLE
@@ -194,6 +199,35 @@ def ingest_routes(
         Route("/api/ingest", ingest, methods=["POST"]),
         Route("/v1/traces", otlp_traces, methods=["POST"]),
     ]
+
+
+def _claim(request: Request, records: list[TraceRecord]) -> str | None:
+    """Put every trace of a batch sent with an API key in the key's project; that project
+    (None: the administrator's batch, whose traces name their own)."""
+    project = principal_of(request.scope).project
+    if project is not None:
+        for record in records:
+            record.trace.project = project
+    return project
+
+
+def _own_scores(store: ObservabilityStore, result: IngestResult, project: str) -> None:
+    """Refuse the scores (sent with an API key) of traces outside the key's project: a
+    score's trace must be in the batch, or stored in that project."""
+    in_batch = {record.trace.id for record in result.records}
+    refused: dict[int, str] = {}
+    seen: dict[str, bool] = {}
+    for position, score in enumerate(result.scores):
+        trace_id = score.trace_id
+        if trace_id in in_batch:
+            continue
+        if trace_id not in seen:
+            trace = store.get_trace(trace_id, span_io=False)
+            seen[trace_id] = trace is not None and trace["project"] == project
+        if not seen[trace_id]:
+            refused[position] = f"no trace {trace_id!r} in this API key's project"
+    if refused:
+        result.refuse_scores(refused)
 
 
 async def _read(request: Request, max_bytes: int) -> tuple[bytes, bool]:

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
-from controltower.errors import APIError, UpstreamError
+from controltower.errors import APIError, ModelNotAllowed, UpstreamError
 from controltower.gateway import CallContext, Gateway
 from controltower.providers import ChatCompletion, ChatStream
 from controltower.server.asgi import (
@@ -20,6 +21,7 @@ from controltower.server.asgi import (
     send_error,
     send_json,
 )
+from controltower.server.auth import principal_of
 from controltower.server.requests import caller_from, check_chat, check_embeddings, parse_object
 
 log = logging.getLogger("controltower.server")
@@ -45,9 +47,10 @@ class OpenAIRoutes:
         """Proxy one chat completion, whole or streamed."""
         context, body = CallContext(), None
         try:
-            context = CallContext.of(caller_from(scope), context.trace_id)
+            context = _context(scope, context.trace_id)
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_chat(body)
+            _check_model(scope, body)
             plan = await self.gateway.plan_chat(body, context)
         except APIError as exc:
             # refused before any provider was called: its trace id still leads to a trace
@@ -69,9 +72,10 @@ class OpenAIRoutes:
         """Proxy one embeddings request."""
         context, body = CallContext(), None
         try:
-            context = CallContext.of(caller_from(scope), context.trace_id)
+            context = _context(scope, context.trace_id)
             body = parse_object(await read_body(scope, receive, self.max_request_bytes))
             check_embeddings(body)
+            _check_model(scope, body)
             route = self.gateway.plan_embedding(body)
         except APIError as exc:
             self.gateway.record_refusal(context, body, exc, kind="embedding")
@@ -90,11 +94,34 @@ class OpenAIRoutes:
         names = self.gateway.model_ids()
         if self.gateway.prompts is not None:
             names += self.gateway.prompts.references()
+        principal = principal_of(scope)
+        if principal.models:
+            names = [name for name in names if principal.allows_model(name)]
         data = [
             {"id": name, "object": "model", "created": self.created, "owned_by": "controltower"}
             for name in names
         ]
         await send_json(send, 200, {"object": "list", "data": data})
+
+
+def _context(scope: Scope, trace_id: str) -> CallContext:
+    """The call's context: its caller, and the project and key of its API key."""
+    context = CallContext.of(caller_from(scope), trace_id)
+    principal = principal_of(scope)
+    if principal.project is not None:
+        context.project, context.key_id = principal.project, principal.key_id
+    return context
+
+
+def _check_model(scope: Scope, body: dict[str, Any]) -> None:
+    """403 when the API key may not call the model (alias or prompt reference) asked for."""
+    principal = principal_of(scope)
+    model = body.get("model")
+    if principal.models and isinstance(model, str) and not principal.allows_model(model):
+        allowed = ", ".join(principal.models)
+        raise ModelNotAllowed(
+            f"This API key may not call model {model!r}; it may call: {allowed}", param="model"
+        )
 
 
 async def _relay(

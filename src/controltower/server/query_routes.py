@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -12,11 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from controltower.access.principal import Principal
 from controltower.domain import SCORE_SOURCES, Score, new_span_id, now_us
 from controltower.errors import InvalidRequest, NotFound, RequestTooLarge
+from controltower.server.auth import principal_of
 from controltower.store.serialize import score_row_to_api, score_to_row
 from controltower.tracing import ObservabilityStore
 from controltower.tracing.params import group_filter, page_size, trace_filter
+from controltower.tracing.query import GroupFilter
 
 _MAX_TEXT = 10_000  # characters of a score's comment
 _MAX_BODY = 64 * 1024
@@ -71,6 +75,7 @@ class QueryRoutes:
         """
         params = request.query_params
         where = trace_filter(params, now_us())
+        where = replace(where, project=principal_of(request.scope).scoped(where.project))
         limit, cursor = page_size(params), params.get("cursor") or None
         data, next_cursor = await run_in_threadpool(self.store.list_traces, limit, cursor, where)
         return json_response({"data": data, "next_cursor": next_cursor})
@@ -87,7 +92,7 @@ class QueryRoutes:
         """
         trace_id = request.path_params["trace_id"]
         trace = await run_in_threadpool(self.store.get_trace, trace_id)
-        if trace is None:
+        if trace is None or not principal_of(request.scope).sees(trace["project"]):
             raise NotFound(f"No trace with id {trace_id!r}", param="trace_id")
         return json_response(trace)
 
@@ -103,6 +108,8 @@ class QueryRoutes:
         """
         trace_id, span_id = request.path_params["trace_id"], request.path_params["span_id"]
         span = await run_in_threadpool(self.store.get_span, trace_id, span_id)
+        if span is not None and not await self._visible(request, trace_id):
+            span = None
         if span is None:
             raise NotFound(f"No span {span_id!r} in trace {trace_id!r}", param="span_id")
         return json_response(span)
@@ -118,7 +125,7 @@ class QueryRoutes:
             content: {application/json: {schema: {$ref: "#/components/schemas/SessionPage"}}}
         """
         params = request.query_params
-        where = group_filter(params, now_us())
+        where = _scoped_groups(request, group_filter(params, now_us()))
         limit, cursor = page_size(params), params.get("cursor") or None
         data, next_cursor = await run_in_threadpool(self.store.list_sessions, limit, cursor, where)
         return json_response({"data": data, "next_cursor": next_cursor})
@@ -136,7 +143,7 @@ class QueryRoutes:
           404: {description: No such session}
         """
         session_id = request.path_params["session_id"]
-        project = request.query_params.get("project") or None
+        project = _project(request)
         session = await run_in_threadpool(self.store.get_session, session_id, project)
         if session is None:
             raise NotFound(f"No session with id {session_id!r}", param="session_id")
@@ -153,7 +160,7 @@ class QueryRoutes:
             content: {application/json: {schema: {$ref: "#/components/schemas/UserPage"}}}
         """
         params = request.query_params
-        where = group_filter(params, now_us())
+        where = _scoped_groups(request, group_filter(params, now_us()))
         limit, cursor = page_size(params), params.get("cursor") or None
         data, next_cursor = await run_in_threadpool(self.store.list_users, limit, cursor, where)
         return json_response({"data": data, "next_cursor": next_cursor})
@@ -170,7 +177,7 @@ class QueryRoutes:
           404: {description: No traces of this user}
         """
         user_id = request.path_params["user_id"]
-        project = request.query_params.get("project") or None
+        project = _project(request)
         user = await run_in_threadpool(self.store.get_user, user_id, project)
         if user is None:
             raise NotFound(f"No traces of user {user_id!r}", param="user_id")
@@ -187,7 +194,7 @@ class QueryRoutes:
             content: {application/json: {schema: {$ref: "#/components/schemas/Deleted"}}}
         """
         user_id = request.path_params["user_id"]
-        project = request.query_params.get("project") or None
+        project = _project(request)
         deleted = await run_in_threadpool(self.store.delete_user_data, user_id, project)
         return json_response({"user_id": user_id, "deleted": deleted})
 
@@ -204,6 +211,12 @@ class QueryRoutes:
         params = request.query_params
         limit = page_size(params)
         trace_id, name = params.get("trace_id") or None, params.get("name") or None
+        if not principal_of(request.scope).is_master:
+            # an API key lists the scores of one trace of its project at a time
+            if trace_id is None:
+                raise InvalidRequest("An API key lists scores by `trace_id`", param="trace_id")
+            if not await self._visible(request, trace_id):
+                raise NotFound(f"No trace with id {trace_id!r}", param="trace_id")
         data = await run_in_threadpool(self.store.list_scores, trace_id, name, limit)
         return json_response({"data": data})
 
@@ -227,25 +240,46 @@ class QueryRoutes:
           413: {description: The body is over 64 KiB}
         """
         score = score_from_body(await _json_body(request))
-        missing = await run_in_threadpool(self._missing_target, score)
+        principal = principal_of(request.scope)
+        missing = await run_in_threadpool(self._missing_target, score, principal)
         if missing is not None and self.settle is not None:
             # a trace the gateway has just answered may still wait in the write queue
             await run_in_threadpool(self.settle, _SETTLE_S)
-            missing = await run_in_threadpool(self._missing_target, score)
+            missing = await run_in_threadpool(self._missing_target, score, principal)
         if missing is not None:
             raise missing
         await run_in_threadpool(self.store.write_scores, [score])
         return json_response(score_row_to_api(score_to_row(score)), status=201)
 
-    def _missing_target(self, score: Score) -> NotFound | None:
-        """The 404 of a score whose trace or span is not stored, or None."""
+    async def _visible(self, request: Request, trace_id: str) -> bool:
+        """Whether the caller may see this trace (the administrator sees every one)."""
+        principal = principal_of(request.scope)
+        if principal.is_master:
+            return True
+        trace = await run_in_threadpool(self.store.get_trace, trace_id, False)
+        return trace is not None and principal.sees(trace["project"])
+
+    def _missing_target(self, score: Score, principal: Principal) -> NotFound | None:
+        """The 404 of a score whose trace or span is not stored (or not in the caller's
+        project), or None."""
+        trace = self.store.get_trace(score.trace_id, span_io=False)
+        if trace is None or not principal.sees(trace["project"]):
+            return NotFound(f"No trace with id {score.trace_id!r}", param="trace_id")
         if score.span_id is not None and self.store.get_span(score.trace_id, score.span_id):
             return None
-        if self.store.get_trace(score.trace_id, span_io=False) is None:
-            return NotFound(f"No trace with id {score.trace_id!r}", param="trace_id")
         if score.span_id is None:
             return None
         return NotFound(f"No span {score.span_id!r} in trace {score.trace_id!r}", param="span_id")
+
+
+def _project(request: Request) -> str | None:
+    """The project a read asks for, scoped to the caller's (see `Principal.scoped`)."""
+    asked = request.query_params.get("project") or None
+    return principal_of(request.scope).scoped(asked)
+
+
+def _scoped_groups(request: Request, where: GroupFilter) -> GroupFilter:
+    return replace(where, project=principal_of(request.scope).scoped(where.project))
 
 
 def score_from_body(body: Any) -> Score:

@@ -41,6 +41,7 @@ def build_app(settings: Settings, store: ObservabilityStore | None = None) -> Ga
         store,
         prompt_store=store.prompt_store(),
         eval_store=store.eval_store(),
+        key_store=store.key_store(),
         on_shutdown=store.close,
     )
 

@@ -7,7 +7,7 @@ ring that has seen version N has seen every change up to N on every replica.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -109,6 +109,21 @@ class SqlKeyStore:
             conn.execute(sa.update(k).where(k.c.id == key_id).values(**changes))
             self._audited(conn, actor, "key.rotate", after, _shown(before), _shown(after))
         return after, secret
+
+    def touch_keys(self, used: Mapping[str, int]) -> None:
+        """Record when keys were last used (the latest time wins; no version moves)."""
+        if not used:
+            return
+        k = self._keys
+        later = sa.func.coalesce(k.c.last_used_us, 0) < sa.bindparam("at")
+        update = (
+            sa.update(k)
+            .where(k.c.id == sa.bindparam("key_id"), later)
+            .values(last_used_us=sa.bindparam("at"))
+        )
+        rows = [{"key_id": key_id, "at": at_us} for key_id, at_us in used.items()]
+        with self._engine.begin() as conn:
+            conn.execute(update, rows)
 
     # -- inside a transaction -----------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -84,6 +84,14 @@ class InMemoryKeyStore:
             self._keys[key_id] = (secret_hash(secret), key)
             self._audited(actor, "key.rotate", key)
         return key, secret
+
+    def touch_keys(self, used: Mapping[str, int]) -> None:
+        """Record when keys were last used (the latest time wins)."""
+        with self._lock:
+            for key_id, at_us in used.items():
+                found = self._keys.get(key_id)
+                if found is not None and (found[1].last_used_us or 0) < at_us:
+                    self._keys[key_id] = (found[0], replace(found[1], last_used_us=at_us))
 
     def _get(self, key_id: str) -> tuple[str, ApiKey]:
         found = self._keys.get(key_id)

@@ -11,6 +11,7 @@ from controltower.domain import Score, TraceRecord
 from controltower.tracing.query import GroupFilter, TraceFilter
 
 if TYPE_CHECKING:
+    from controltower.access.store import KeyStore
     from controltower.evals.store import EvalStore
     from controltower.prompts.metrics import MetricsWindow, VersionMetrics
     from controltower.prompts.store import PromptStore
@@ -181,6 +182,10 @@ class ObservabilityStore(TraceStore, Protocol):
 
     def eval_store(self) -> EvalStore:
         """The datasets, eval runs and human reviews kept in the same database."""
+        ...
+
+    def key_store(self) -> KeyStore:
+        """The API keys kept in the same database."""
         ...
 
     def set_aside(self, letter: DeadLetter) -> None:
