@@ -122,10 +122,7 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _unreachable(reason: str) -> None:
-    # In CI a missing server is a broken pipeline, not a reason to skip silently.
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostgreSQL is required when CI=true: {reason}")
-    pytest.skip(f"PostgreSQL not reachable ({reason}); set {POSTGRES_URL_ENV} or start it")
+    _missing("PostgreSQL", f"{reason}; set {POSTGRES_URL_ENV} or start it")
 
 
 @pytest.fixture(scope="session")
@@ -164,3 +161,35 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A URL of a SQLite file in a directory that does not exist yet."""
     return f"sqlite:///{tmp_path / 'data' / 'traces.db'}"
+
+
+REDIS_URL_ENV = "CONTROLTOWER_TEST_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The test Redis server's URL; skips (or fails on CI) when unreachable."""
+    url = os.environ.get(REDIS_URL_ENV, DEFAULT_REDIS_URL)
+    try:
+        import redis
+    except ImportError as exc:
+        _missing("Redis", f"the redis package is not installed: {exc}")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _missing("Redis", f"{url}: {exc}; set {REDIS_URL_ENV} or start redis-server")
+    return url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own, so that tests share one Redis without meeting."""
+    return f"ct-test:{uuid.uuid4().hex[:12]}:"
+
+
+def _missing(service: str, reason: str) -> None:
+    # In CI a missing server is a broken pipeline, not a reason to skip silently.
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{service} is required when CI=true: {reason}")
+    pytest.skip(f"{service} not reachable ({reason})")

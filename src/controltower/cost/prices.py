@@ -34,10 +34,15 @@ class PriceTable:
 
     def cost(self, span: Span) -> float | None:
         """USD for the span's usage, from its override or the table."""
-        usage = span.usage
+        return self.usage_cost(span.provider, span.model or "", span.usage, span.price_override)
+
+    def usage_cost(
+        self, provider: str | None, model: str, usage: Usage, override: Prices | None = None
+    ) -> float | None:
+        """USD for a model's usage, from `override` or the table (None: no price known)."""
         if usage.input_tokens is None and usage.output_tokens is None:
             return None
-        prices = span.price_override or self._lookup(span.provider, span.model or "")
+        prices = override or self._lookup(provider, model)
         if prices is None:
             return None
         if isinstance(prices, tuple):

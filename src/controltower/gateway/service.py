@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from controltower.cost import PriceTable
 from controltower.cost.prices import Prices
 from controltower.domain import (
     CallTrace,
@@ -21,11 +22,13 @@ from controltower.domain import (
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
+from controltower.gateway.budgets import Budgets, Limited, tariff_of
 from controltower.gateway.caller import Caller
 from controltower.gateway.context import CallContext
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying, Route
 from controltower.gateway.router import BalancedAlias, DeploymentState
+from controltower.limits import Ledger, MemoryLedger
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult, StreamSummary
 from controltower.settings import Deployment, Settings
@@ -61,6 +64,8 @@ class Gateway:
         make_provider: ProviderFactory,
         record: RecordSink,
         prompts: PromptResolver | None = None,
+        *,
+        ledger: Ledger | None = None,
     ):
         self._record = record
         self.prompts = prompts
@@ -81,6 +86,22 @@ class Gateway:
         for alias in settings.models:
             chain = [self._retrying(name, backoff) for name in (alias.name, *alias.fallbacks)]
             self.routes[alias.name] = chain[0] if len(chain) == 1 else Fallback(chain)
+        # budgets wrap the chains they can charge; with none, no chain is wrapped
+        self.budgets: Budgets | None = None
+        if settings.budgets:
+            self.budgets = Budgets(settings.budgets, ledger or _ledger(settings), PriceTable())
+            for alias in settings.models:
+                applicable = self.budgets.for_alias(alias.name)
+                if applicable:
+                    tariffs = {
+                        d.label: tariff_of(d)
+                        for name in (alias.name, *alias.fallbacks)
+                        for d in self.balanced[name].alias.deployments
+                    }
+                    inner = self.routes[alias.name]
+                    self.routes[alias.name] = Limited(
+                        inner, alias.name, self.budgets, applicable, tariffs
+                    )
 
     def _retrying(self, name: str, backoff: Backoff) -> Route:
         balanced = self.balanced[name]
@@ -121,7 +142,9 @@ class Gateway:
         wants_usage = stream and isinstance(options, dict) and bool(options.get("include_usage"))
         call = _Call(context, body, self._prices)
         # the timeout is set per attempt, from the deployment that takes it
-        request = ChatRequest(body, client_wants_usage=wants_usage, trace=call.trace)
+        request = ChatRequest(
+            body, client_wants_usage=wants_usage, trace=call.trace, context=context
+        )
         try:
             result = await plan.route.chat(request)
         except APIError as exc:
@@ -184,7 +207,7 @@ class Gateway:
         the call's trace."""
         call = _Call(context, body, self._prices, kind="embedding")
         try:
-            result = await route.embed(EmbeddingRequest(body, trace=call.trace))
+            result = await route.embed(EmbeddingRequest(body, trace=call.trace, context=context))
         except APIError as exc:
             self._record(call.finish(None, Usage(), error=exc))
             raise
@@ -219,12 +242,24 @@ class Gateway:
         )
 
     async def aclose(self) -> None:
-        """Close every provider's connections."""
+        """Close every provider's connections (and the budgets' ledger)."""
+        if self.budgets is not None:
+            await self.budgets.aclose()
         for balanced in self.balanced.values():
             for state in balanced.states:
                 aclose = getattr(state.provider, "aclose", None)
                 if aclose is not None:
                     await aclose()
+
+
+def _ledger(settings: Settings) -> Ledger:
+    """Budget counters in Redis when `redis_url` is set (shared by every replica), else
+    in this process."""
+    if settings.redis_url:
+        from controltower.limits.redis_ledger import RedisLedger
+
+        return RedisLedger(settings.redis_url)
+    return MemoryLedger()
 
 
 class _Call:

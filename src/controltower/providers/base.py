@@ -25,6 +25,9 @@ class ChatRequest:
     client_wants_usage: bool = False
     # wrappers record one span per attempt here; None when nobody traces the call
     trace: CallTrace | None = None
+    # who calls, for which project (the gateway's CallContext): read by the gateway's
+    # wrappers (budgets, later guardrails and the cache); providers never look at it
+    context: Any = None
 
     @property
     def stream(self) -> bool:
@@ -197,6 +200,7 @@ class EmbeddingRequest:
     timeout_s: float = 60.0
     # wrappers record one span per attempt here; None when nobody traces the call
     trace: CallTrace | None = None
+    context: Any = None  # the gateway's CallContext, as on ChatRequest
 
 
 @dataclass(slots=True)

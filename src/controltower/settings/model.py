@@ -127,6 +127,9 @@ class Deployment(_Strict):
     weight: float = Field(default=1.0, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)
     price: PriceOverride | None = None
+    # the most tokens one answer may hold: what a budget reserves for a call that does
+    # not set max_tokens (unset: 4,096)
+    max_output_tokens: int | None = Field(default=None, gt=0)
     mock: MockOptions | None = None
 
     @property
@@ -156,6 +159,37 @@ class Retention(_Strict):
     interval_s: float = Field(default=3600.0, gt=0)
 
 
+BudgetScope = Literal["project", "key", "user", "model", "tag"]
+BudgetWindow = Literal["total", "hour", "day", "week", "month"]
+
+
+class Budget(_Strict):
+    """A cap on spend (USD) and/or tokens, for one scope's value or each of its values,
+    over all time or a rolling window. Calls reserve their most cost before they run."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    scope: BudgetScope
+    match: str = Field(default="*", min_length=1)  # the scope's value; `*`: each apart
+    usd: float | None = Field(default=None, gt=0)
+    tokens: int | None = Field(default=None, gt=0)
+    window: BudgetWindow = "total"
+    # when the shared counters (Redis) cannot be reached: refuse calls, or let them in
+    redis_down: Literal["closed", "open"] = "closed"
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> Budget:
+        if self.usd is None and self.tokens is None:
+            raise FieldProblem((), "a budget needs a limit", "set `usd: 10` or `tokens: 1000000`")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How errors and reports name the budget."""
+        if self.name:
+            return self.name
+        return f"{self.scope}:{self.match}" + ("" if self.window == "total" else f"/{self.window}")
+
+
 class Settings(_Strict):
     """Everything the gateway needs to start."""
 
@@ -180,6 +214,9 @@ class Settings(_Strict):
     backoff_max_s: float = Field(default=8.0, ge=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
     retention: Retention = Field(default_factory=lambda: Retention())
+    budgets: list[Budget] = Field(default_factory=list)
+    # shared counters for budgets across replicas (unset: each process counts alone)
+    redis_url: str | None = None
 
     @field_validator("master_key")
     @classmethod
@@ -193,6 +230,17 @@ class Settings(_Strict):
     def _check_references(self) -> Settings:
         names = [alias.name for alias in self.models]
         problems = reference_problems(names, [alias.fallbacks for alias in self.models])
+        seen: dict[str, int] = {}
+        for index, budget in enumerate(self.budgets):
+            if budget.label in seen:
+                problems.append(
+                    FieldProblem(
+                        ("budgets", index),
+                        f"budget {budget.label!r} is the same as budgets[{seen[budget.label]}]",
+                        "give one of them another `name`, or merge them",
+                    )
+                )
+            seen.setdefault(budget.label, index)
         if problems:
             raise FieldProblems(problems)
         return self
