@@ -96,6 +96,13 @@ def running_gateway(settings: Settings, store: Any | None = None) -> Iterator[Ru
         sock.close()
 
 
+def chat_as(client: openai.OpenAI, model: str = "demo", user: str = "ann", **kw: Any) -> Any:
+    """A short chat completion from an end user, with the raw response (for headers)."""
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "one two three"}], user=user, **kw
+    )
+
+
 def config(text: str, **env: str) -> Settings:
     """Settings from YAML text, as `controltower serve --config` would build them."""
     return parse_settings(text, "test.yaml", environ=env)

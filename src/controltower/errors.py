@@ -119,6 +119,8 @@ class RateLimited(APIError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+    # a gateway rate limit's x-ratelimit-* headers, sent with the 429
+    headers_for_limits: list[tuple[bytes, bytes]] = []
 
 
 class BudgetExceeded(APIError):

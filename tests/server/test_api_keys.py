@@ -62,6 +62,7 @@ def test_a_key_calls_the_gateway_in_its_project_and_only_its_models(
     raw = chat(client)
     trace = gateway.trace(raw.headers["x-controltower-trace-id"])
     assert trace["project"] == "shop"
+    assert trace["spans"][0]["attributes"]["api_key"] == made["id"]
     with pytest.raises(openai.PermissionDeniedError) as refused:
         chat(client, "other")
     assert refused.value.code == "model_not_allowed" and "demo" in refused.value.message

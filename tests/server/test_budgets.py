@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from controltower.limits.charges import MICRO
 from tests.conftest import RunningGateway, config, running_gateway
+from tests.conftest import chat_as as call
 
 CONFIG = """
 models:
@@ -31,12 +31,6 @@ budgets:
 def gateway() -> Iterator[RunningGateway]:
     with running_gateway(config(CONFIG)) as gw:
         yield gw
-
-
-def call(client: openai.OpenAI, model: str = "demo", user: str = "ann", **kw: Any) -> Any:
-    return client.chat.completions.with_raw_response.create(
-        model=model, messages=[{"role": "user", "content": "one two three"}], user=user, **kw
-    )
 
 
 def spent(gw: RunningGateway) -> float:
@@ -59,10 +53,10 @@ def test_calls_stop_at_the_limit_and_spend_never_passes_it(gateway: RunningGatew
     assert answered > 2
     assert spent(gateway) <= 0.5
     time.sleep(0.2)  # settlements run just after each answer
-    ledger = gateway.app.gateway.budgets.ledger  # type: ignore[union-attr]
-    counted = ledger.spent("demo-total|demo|usd") / MICRO
+    ledger = gateway.app.gateway.limits.ledger  # type: ignore[union-attr]
+    counted = ledger.spent("demo-total|demo|usd|total") / MICRO
     assert counted == pytest.approx(spent(gateway), abs=answered * 1e-6)
-    assert ledger.reserved("demo-total|demo|usd") == 0
+    assert ledger.reserved("demo-total|demo|usd|total") == 0
     call(client, "free", user="zed", max_tokens=10)  # another alias: not in the model budget
 
 
@@ -85,12 +79,12 @@ def test_a_stream_settles_when_it_ends(gateway: RunningGateway) -> None:
         model="demo", messages=[{"role": "user", "content": "a b c"}], stream=True, max_tokens=5
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    ledger = gateway.app.gateway.budgets.ledger  # type: ignore[union-attr]
+    ledger = gateway.app.gateway.limits.ledger  # type: ignore[union-attr]
     deadline = time.monotonic() + 5
-    while ledger.reserved("demo-total|demo|usd") and time.monotonic() < deadline:
+    while ledger.reserved("demo-total|demo|usd|total") and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert ledger.reserved("demo-total|demo|usd") == 0
-    assert ledger.spent("demo-total|demo|usd") > 0
+    assert ledger.reserved("demo-total|demo|usd|total") == 0
+    assert ledger.spent("demo-total|demo|usd|total") > 0
 
 
 def test_an_invalid_budget_names_the_field_and_the_fix() -> None:
@@ -123,4 +117,4 @@ budgets:
             assert refused.value.code == "budgets_unavailable"  # type: ignore[attr-defined]
         else:
             call(client, max_tokens=5)
-        assert gw.app.gateway.budgets.unavailable >= 1  # type: ignore[union-attr]
+        assert gw.app.gateway.limits.unavailable >= 1  # type: ignore[union-attr]

@@ -127,7 +127,7 @@ async def run(urls: list[str], secret: str, seed: int) -> tuple[list[int], list[
 def counter(redis_url: str, key_id: str) -> tuple[int, int]:
     import redis
 
-    fields = redis.Redis.from_url(redis_url).hgetall(f"ct:budget:c:per-key|{key_id}|usd")
+    fields = redis.Redis.from_url(redis_url).hgetall(f"ct:budget:c:per-key|{key_id}|usd|total")
     reserved = int(fields.pop(b"r", 0))
     return sum(int(v) for v in fields.values()), reserved
 

@@ -26,6 +26,8 @@ class CallContext:
     project: str = DEFAULT_PROJECT
     key_id: str | None = None  # the API key the call came with (None: the master key)
     prompt: PromptUse | None = None  # set by prompt resolution
+    # headers the chain adds to the answer (the rate limits' x-ratelimit-*)
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @classmethod
     def of(cls, caller: Caller, trace_id: str | None = None) -> CallContext:

@@ -22,13 +22,13 @@ from controltower.domain import (
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
-from controltower.gateway.budgets import Budgets, Limited, tariff_of
 from controltower.gateway.caller import Caller
 from controltower.gateway.context import CallContext
+from controltower.gateway.limited import Limited, Limits, tariff_of
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying, Route
 from controltower.gateway.router import BalancedAlias, DeploymentState
-from controltower.limits import Ledger, MemoryLedger
+from controltower.limits import Ledger, MemoryLedger, rules_of
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult, StreamSummary
 from controltower.settings import Deployment, Settings
@@ -86,12 +86,13 @@ class Gateway:
         for alias in settings.models:
             chain = [self._retrying(name, backoff) for name in (alias.name, *alias.fallbacks)]
             self.routes[alias.name] = chain[0] if len(chain) == 1 else Fallback(chain)
-        # budgets wrap the chains they can charge; with none, no chain is wrapped
-        self.budgets: Budgets | None = None
-        if settings.budgets:
-            self.budgets = Budgets(settings.budgets, ledger or _ledger(settings), PriceTable())
+        # budgets and rate limits wrap the chains they can charge; with none, none is
+        self.limits: Limits | None = None
+        rules = rules_of(settings.budgets, settings.rate_limits)
+        if rules:
+            self.limits = Limits(rules, ledger or _ledger(settings), PriceTable())
             for alias in settings.models:
-                applicable = self.budgets.for_alias(alias.name)
+                applicable = self.limits.for_alias(alias.name)
                 if applicable:
                     tariffs = {
                         d.label: tariff_of(d)
@@ -100,7 +101,7 @@ class Gateway:
                     }
                     inner = self.routes[alias.name]
                     self.routes[alias.name] = Limited(
-                        inner, alias.name, self.budgets, applicable, tariffs
+                        inner, alias.name, self.limits, applicable, tariffs
                     )
 
     def _retrying(self, name: str, backoff: Backoff) -> Route:
@@ -243,8 +244,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Close every provider's connections (and the budgets' ledger)."""
-        if self.budgets is not None:
-            await self.budgets.aclose()
+        if self.limits is not None:
+            await self.limits.aclose()
         for balanced in self.balanced.values():
             for state in balanced.states:
                 aclose = getattr(state.provider, "aclose", None)
@@ -253,8 +254,8 @@ class Gateway:
 
 
 def _ledger(settings: Settings) -> Ledger:
-    """Budget counters in Redis when `redis_url` is set (shared by every replica), else
-    in this process."""
+    """Budget and rate-limit counters in Redis when `redis_url` is set (shared by every
+    replica), else in this process."""
     if settings.redis_url:
         from controltower.limits.redis_ledger import RedisLedger
 
@@ -325,6 +326,8 @@ class _Call:
             price_override=self.prices.get(used.deployment or "") if used else None,
             attributes={"model_alias": body.get("model"), "attempts": len(self.trace.spans)},
         )
+        if self.context.key_id is not None:
+            root.attributes["api_key"] = self.context.key_id  # for spend by key
         if error is not None:
             root.status = "error"
             root.error = _describe(error)

@@ -1,6 +1,17 @@
-"""Budgets and limits: what calls are charged, and ledgers that hold and settle them."""
+"""Budgets and rate limits: what calls are charged, and ledgers that hold and settle them."""
 
-from controltower.limits.charges import Charge, Cost, Subject, charges_for
-from controltower.limits.ledger import Ledger, MemoryLedger, Refusal
+from controltower.limits.charges import Charge, Cost, Rule, Subject, charges_for, rules_of
+from controltower.limits.ledger import Admission, Ledger, MemoryLedger, Refusal
 
-__all__ = ["Charge", "Cost", "Ledger", "MemoryLedger", "Refusal", "Subject", "charges_for"]
+__all__ = [
+    "Admission",
+    "Charge",
+    "Cost",
+    "Ledger",
+    "MemoryLedger",
+    "Refusal",
+    "Rule",
+    "Subject",
+    "charges_for",
+    "rules_of",
+]

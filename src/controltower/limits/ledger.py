@@ -34,12 +34,31 @@ class Refusal:
     frees_at: float | None  # when the oldest spend still counted leaves the window
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to an admission: a refusal, or each counter's state before the call
+    (what was used in it, and when its oldest use leaves the window; None: never)."""
+
+    refusal: Refusal | None = None
+    used: tuple[int, ...] = ()
+    frees_at: tuple[float | None, ...] = ()
+
+    @property
+    def admitted(self) -> bool:
+        return self.refusal is None
+
+
+def frees_at(charge: Charge, oldest_slot: int | None) -> float | None:
+    """When the oldest slot still counted leaves the charge's window."""
+    if oldest_slot is None or oldest_slot < 0 or charge.slot_s == 0:
+        return None
+    return float((oldest_slot + charge.slots) * charge.slot_s)
+
+
 class Ledger(Protocol):
     """Counters with holds, in one process or shared."""
 
-    async def admit(
-        self, request_id: str, charges: Sequence[Charge], ttl_s: float
-    ) -> Refusal | None:
+    async def admit(self, request_id: str, charges: Sequence[Charge], ttl_s: float) -> Admission:
         """Hold every charge's amount, or none of them (the refusal says which overran)."""
         ...
 
@@ -69,31 +88,31 @@ class MemoryLedger:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()  # settlement may come from another thread
 
-    async def admit(
-        self, request_id: str, charges: Sequence[Charge], ttl_s: float
-    ) -> Refusal | None:
+    async def admit(self, request_id: str, charges: Sequence[Charge], ttl_s: float) -> Admission:
         """Hold every charge, or refuse on the first that would overrun."""
         return self.admit_now(request_id, charges, ttl_s)
 
-    def admit_now(self, request_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
+    def admit_now(self, request_id: str, charges: Sequence[Charge], ttl_s: float) -> Admission:
         now = self._clock()
         with self._lock:
             self._expire(now)
             if request_id in self._holds or request_id in self._done:
-                return None
+                return Admission()
+            used_all: list[int] = []
+            frees_all: list[float | None] = []
             for charge in charges:
                 spent, oldest = self._window(charge, now)
                 used = spent + self._reserved.get(charge.counter, 0)
                 if used + charge.amount > charge.limit:
-                    frees = None if oldest is None else (oldest + charge.slots) * charge.slot_s
-                    return Refusal(charge, used, frees)
+                    return Admission(Refusal(charge, used, frees_at(charge, oldest)))
+                used_all.append(used)
+                frees_all.append(frees_at(charge, oldest))
+            reserved = self._reserved
             for charge in charges:
-                self._reserved[charge.counter] = (
-                    self._reserved.get(charge.counter, 0) + charge.amount
-                )
+                reserved[charge.counter] = reserved.get(charge.counter, 0) + charge.amount
             self._holds[request_id] = [(c.counter, c.amount) for c in charges]
             heapq.heappush(self._deadlines, (now + ttl_s, request_id))
-        return None
+        return Admission(None, tuple(used_all), tuple(frees_all))
 
     async def settle(self, request_id: str, actual: Sequence[Charge]) -> None:
         """Release the hold and count the actual amounts (once per request id)."""

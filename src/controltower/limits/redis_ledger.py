@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controltower.limits.charges import Charge
-from controltower.limits.ledger import Refusal, slot_of
+from controltower.limits.ledger import Admission, Refusal, frees_at, slot_of
 
 PREFIX = "ct:budget:"
 DONE_TTL_MS = 86_400_000  # a settled request id is remembered for a day
@@ -30,7 +30,7 @@ local n = #KEYS - 3
 local holds, hold, done = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
 local now, ttl, hold_prefix, id = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if redis.call('EXISTS', hold) == 1 or redis.call('EXISTS', done) == 1 then
-  return {0}
+  return {0}  -- admitted before: no state
 end
 local dead = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 100)
 for _, old in ipairs(dead) do
@@ -42,6 +42,7 @@ for _, old in ipairs(dead) do
   redis.call('DEL', key)
   redis.call('ZREM', holds, old)
 end
+local state = {0}
 for i = 1, n do
   local at = 4 + (i - 1) * 5
   local limit, amount = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
@@ -66,6 +67,8 @@ for i = 1, n do
   if spent + reserved + amount > limit then
     return {1, i, spent + reserved, oldest}
   end
+  table.insert(state, spent + reserved)
+  table.insert(state, oldest)
 end
 for i = 1, n do
   local amount = tonumber(ARGV[4 + (i - 1) * 5 + 2])
@@ -76,7 +79,7 @@ if n > 0 then
   redis.call('PEXPIRE', hold, ttl + 3600000)
   redis.call('ZADD', holds, now + ttl, id)
 end
-return {0}
+return state
 """
 
 # KEYS: the holds' sorted set, this call's hold, its done marker, then the counters
@@ -118,9 +121,7 @@ class RedisLedger:
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
 
-    async def admit(
-        self, request_id: str, charges: Sequence[Charge], ttl_s: float
-    ) -> Refusal | None:
+    async def admit(self, request_id: str, charges: Sequence[Charge], ttl_s: float) -> Admission:
         """Hold every charge in Redis, or refuse on the first that would overrun."""
         now_ms = _now_ms()
         keys = [self._counter(c) for c in charges]
@@ -128,15 +129,16 @@ class RedisLedger:
         args: list[Any] = [now_ms, int(ttl_s * 1000), self.prefix + "hold:", request_id]
         for c in charges:
             args += [c.limit, c.amount, c.slot_s, c.slots, slot_of(c, now_ms / 1000)]
-        answer = await self._admit(keys=keys, args=args)
-        if int(answer[0]) == 0:
-            return None
-        charge = charges[int(answer[1]) - 1]
-        oldest = int(answer[3])
-        frees = (
-            None if oldest < 0 or charge.slot_s == 0 else (oldest + charge.slots) * charge.slot_s
-        )
-        return Refusal(charge, int(answer[2]), frees)
+        answer = [int(v) for v in await self._admit(keys=keys, args=args)]
+        if answer[0] == 1:
+            charge = charges[answer[1] - 1]
+            return Admission(Refusal(charge, answer[2], frees_at(charge, answer[3])))
+        state = answer[1:]
+        if len(state) != 2 * len(charges):  # admitted before (a retry): no state to report
+            return Admission()
+        used = tuple(state[0::2])
+        frees = tuple(frees_at(c, oldest) for c, oldest in zip(charges, state[1::2], strict=True))
+        return Admission(None, used, frees)
 
     async def settle(self, request_id: str, actual: Sequence[Charge]) -> None:
         """Release the hold and count the actual amounts, once per request id."""

@@ -57,16 +57,15 @@ class OpenAIRoutes:
             self.gateway.record_refusal(context, body, exc)
             await send_error(send, exc, [(TRACE_HEADER, context.trace_id.encode())])
             return
-        trace_header = [(TRACE_HEADER, context.trace_id.encode())]
         try:
             result = await self.gateway.run_chat(plan, context)
         except APIError as exc:  # traced by the gateway
-            await send_error(send, exc, trace_header)
+            await send_error(send, exc, _headers(context))
             return
         if isinstance(result, ChatCompletion):
-            await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
+            await send_bytes(send, 200, result.body, [*JSON_HEADERS, *_headers(context)])
             return
-        await _relay(send, receive, result, trace_header)
+        await _relay(send, receive, result, _headers(context))
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one embeddings request."""
@@ -81,13 +80,12 @@ class OpenAIRoutes:
             self.gateway.record_refusal(context, body, exc, kind="embedding")
             await send_error(send, exc, [(TRACE_HEADER, context.trace_id.encode())])
             return
-        trace_header = [(TRACE_HEADER, context.trace_id.encode())]
         try:
             result = await self.gateway.run_embedding(route, body, context)
         except APIError as exc:  # traced by the gateway
-            await send_error(send, exc, trace_header)
+            await send_error(send, exc, _headers(context))
             return
-        await send_bytes(send, 200, result.body, [*JSON_HEADERS, *trace_header])
+        await send_bytes(send, 200, result.body, [*JSON_HEADERS, *_headers(context)])
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The model aliases and prompt references, in the OpenAI list format."""
@@ -102,6 +100,11 @@ class OpenAIRoutes:
             for name in names
         ]
         await send_json(send, 200, {"object": "list", "data": data})
+
+
+def _headers(context: CallContext) -> list[tuple[bytes, bytes]]:
+    """The answer's own headers: its trace id, and what the chain added (rate limits)."""
+    return [(TRACE_HEADER, context.trace_id.encode()), *context.headers]
 
 
 def _context(scope: Scope, trace_id: str) -> CallContext:

@@ -190,6 +190,33 @@ class Budget(_Strict):
         return f"{self.scope}:{self.match}" + ("" if self.window == "total" else f"/{self.window}")
 
 
+class RateLimit(_Strict):
+    """Requests and tokens per minute and per day, for one scope's value or each of its
+    values. Tokens are charged from the request's estimate and corrected after the call."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    scope: Literal["project", "key", "user", "model"]
+    match: str = Field(default="*", min_length=1)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    rpd: int | None = Field(default=None, gt=0)
+    tpd: int | None = Field(default=None, gt=0)
+    redis_down: Literal["closed", "open"] = "open"
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> RateLimit:
+        if all(v is None for v in (self.rpm, self.tpm, self.rpd, self.tpd)):
+            raise FieldProblem(
+                (), "a rate limit needs a limit", "set one of `rpm`, `tpm`, `rpd`, `tpd`"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """How errors and headers name the limit."""
+        return self.name or f"rate:{self.scope}:{self.match}"
+
+
 class Settings(_Strict):
     """Everything the gateway needs to start."""
 
@@ -215,6 +242,7 @@ class Settings(_Strict):
     max_retry_after_s: float = Field(default=30.0, ge=0)
     retention: Retention = Field(default_factory=lambda: Retention())
     budgets: list[Budget] = Field(default_factory=list)
+    rate_limits: list[RateLimit] = Field(default_factory=list)
     # shared counters for budgets across replicas (unset: each process counts alone)
     redis_url: str | None = None
 
@@ -230,17 +258,22 @@ class Settings(_Strict):
     def _check_references(self) -> Settings:
         names = [alias.name for alias in self.models]
         problems = reference_problems(names, [alias.fallbacks for alias in self.models])
-        seen: dict[str, int] = {}
-        for index, budget in enumerate(self.budgets):
-            if budget.label in seen:
-                problems.append(
-                    FieldProblem(
-                        ("budgets", index),
-                        f"budget {budget.label!r} is the same as budgets[{seen[budget.label]}]",
-                        "give one of them another `name`, or merge them",
+        groups: tuple[tuple[str, Sequence[Budget | RateLimit]], ...] = (
+            ("budgets", self.budgets),
+            ("rate_limits", self.rate_limits),
+        )
+        for field, rules in groups:
+            seen: dict[str, int] = {}
+            for index, rule in enumerate(rules):
+                if rule.label in seen:
+                    problems.append(
+                        FieldProblem(
+                            (field, index),
+                            f"{rule.label!r} is the same as {field}[{seen[rule.label]}]",
+                            "give one of them another `name`, or merge them",
+                        )
                     )
-                )
-            seen.setdefault(budget.label, index)
+                seen.setdefault(rule.label, index)
         if problems:
             raise FieldProblems(problems)
         return self

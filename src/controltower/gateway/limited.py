@@ -1,24 +1,30 @@
-"""Budgets on the request path: reserve a call's most cost before it runs, settle after.
+"""Budgets and rate limits on the request path: reserve before the call, settle after.
 
-`Limited` is the wrapper of an alias's chain that budgets apply to (an alias no budget
-can charge has none, and pays nothing). Before the chain runs it works out the call's
-most cost, reserves it in every budget's counter that applies (one atomic step of the
-ledger), and refuses with 429 `budget_exceeded` when one would overrun. When the call
-ends (a whole answer, a stream's last event, or an error) the actual cost settles the
-reservation; a reservation whose process died expires by itself.
+`Limited` is the wrapper of an alias's chain that budgets or rate limits apply to (an
+alias none can charge has no wrapper, and pays nothing). Before the chain runs it works
+out the call's amounts, reserves them in every counter that applies (one atomic step of
+the ledger, budgets and rate limits together), and refuses with 429 when one would be
+overrun: `budget_exceeded` for a budget, `rate_limit_exceeded` for a rate limit. When
+the call ends (a whole answer, a stream's last event, or an error) the actual amounts
+settle the reservation; a reservation whose process died expires by itself.
 
-The most cost of a call is an upper bound, so that spend never passes a limit:
+A budget reserves an upper bound of the call's cost, so that spend never passes a limit:
 - input tokens: the UTF-8 bytes of its messages and tools (a token is at least a byte);
 - output tokens: `max_tokens` (or `max_completion_tokens`) times `n`; without them, the
   deployment's `max_output_tokens` (4,096 when unset), which a long answer can pass;
 - the dearest deployment of the alias and of its fallbacks, at those tokens.
 A model with no known price reserves and counts $0 (its trace's cost is null too).
+
+A rate limit charges one request, and tokens from the request's estimate (a token per
+four bytes of input, and the output asked for), corrected to the actual usage after the
+call. Every answer carries OpenAI's `x-ratelimit-*` headers of the tightest limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,13 +34,14 @@ import orjson
 
 from controltower.cost import PriceTable
 from controltower.domain import Span, Usage
-from controltower.errors import BudgetExceeded, BudgetsUnavailable
+from controltower.errors import BudgetExceeded, BudgetsUnavailable, RateLimited
 from controltower.gateway.resilience import Route
-from controltower.limits import Charge, Cost, Ledger, Refusal, Subject, charges_for
-from controltower.limits.charges import MICRO, applies_to_model
+from controltower.limits import Admission, Charge, Cost, Ledger, Rule, Subject, charges_for
+from controltower.limits.charges import MICRO
+from controltower.limits.ledger import Refusal
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult
-from controltower.settings import Budget, Deployment
+from controltower.settings import Deployment
 
 log = logging.getLogger("controltower.gateway")
 T = TypeVar("T")
@@ -42,6 +49,7 @@ T = TypeVar("T")
 DEFAULT_OUTPUT_TOKENS = 4096
 HOLD_S = 900.0  # a reservation whose call never settles is released after this
 _PER_MESSAGE = 8  # tokens a chat format adds per message, bounded
+_BYTES_PER_TOKEN = 4  # a rate limit's estimate of input tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,45 +62,48 @@ class Tariff:
     max_output: int
 
 
-class Budgets:
-    """The budgets of the config, the ledger that counts them, and the price table."""
+class Limits:
+    """The rules of the config (budgets and rate limits), their ledger, the price table."""
 
-    def __init__(self, budgets: Sequence[Budget], ledger: Ledger, prices: PriceTable) -> None:
-        self.budgets = list(budgets)
+    def __init__(self, rules: Sequence[Rule], ledger: Ledger, prices: PriceTable) -> None:
+        self.rules = list(rules)
         self.ledger = ledger
         self.prices = prices
-        self.refused = 0  # calls refused over a budget
+        self.refused = {"budget": 0, "rate": 0}  # calls refused, by kind of rule
         self.unavailable = 0  # admissions or settlements the ledger could not take
         self._pending: set[asyncio.Task[None]] = set()
 
-    def for_alias(self, alias: str) -> list[Budget]:
-        """The budgets that can charge a call of this alias."""
-        return [b for b in self.budgets if applies_to_model(b, alias)]
+    def for_alias(self, alias: str) -> list[Rule]:
+        """The rules that can charge a call of this alias."""
+        return [r for r in self.rules if r.applies_to_model(alias)]
 
     async def admit(
-        self, request_id: str, budgets: Sequence[Budget], subject: Subject, most: Cost
-    ) -> list[Charge]:
-        """Reserve the call's most cost in every counter that applies; raise
-        BudgetExceeded (429) when one would overrun."""
-        charges = charges_for(budgets, subject, most)
+        self, request_id: str, rules: Sequence[Rule], subject: Subject, most: Cost
+    ) -> tuple[list[Charge], Admission]:
+        """Reserve the call's amounts in every counter that applies; raise 429 when one
+        would be overrun (503 when the counters are unreachable and a rule fails closed)."""
+        charges = charges_for(rules, subject, most)
         if not charges:
-            return []
+            return [], Admission()
         try:
-            refusal = await self.ledger.admit(request_id, charges, HOLD_S)
+            admission = await self.ledger.admit(request_id, charges, HOLD_S)
         except Exception as exc:
             self.unavailable += 1
-            if any(b.redis_down == "closed" for b in budgets):
-                log.warning("budget counters unreachable; refusing the call: %s", exc)
+            if any(c.rule.closed for c in charges):
+                log.warning("limit counters unreachable; refusing the call: %s", exc)
                 raise BudgetsUnavailable(
-                    "The budget counters cannot be reached; try again shortly",
+                    "The budget and rate-limit counters cannot be reached; try again shortly",
                     retry_after=1.0,
                 ) from exc
-            log.warning("budget counters unreachable; letting the call in: %s", exc)
-            return []
-        if refusal is not None:
-            self.refused += 1
+            log.warning("limit counters unreachable; letting the call in: %s", exc)
+            return [], Admission()
+        if admission.refusal is not None:
+            refusal = admission.refusal
+            self.refused[refusal.charge.rule.kind] += 1
+            if refusal.charge.rule.kind == "rate":
+                raise _rate_limited(refusal, most)
             raise _exceeded(refusal, most)
-        return charges
+        return charges, admission
 
     def settle_soon(self, request_id: str, charges: Sequence[Charge], actual: Cost) -> None:
         """Settle in the background (a stream's end runs outside any coroutine)."""
@@ -103,14 +114,16 @@ class Budgets:
         task.add_done_callback(self._pending.discard)
 
     async def settle(self, request_id: str, charges: Sequence[Charge], actual: Cost) -> None:
-        """Release the reservation and count the actual cost (never raises)."""
+        """Release the reservation and count the actual amounts (never raises)."""
+        if not charges:
+            return
         try:
             await self.ledger.settle(
-                request_id, [c.with_amount(actual.amount(c.unit)) for c in charges]
+                request_id, [c.with_amount(actual.amount(c.rule)) for c in charges]
             )
         except Exception:
             self.unavailable += 1
-            log.warning("could not settle budget reservation %s", request_id, exc_info=True)
+            log.warning("could not settle the reservation of %s", request_id, exc_info=True)
 
     async def aclose(self) -> None:
         """Wait for settlements under way, then close the ledger."""
@@ -126,8 +139,12 @@ class Budgets:
         usd = self.prices.usage_cost(tariff.provider, tariff.model, usage, tariff.override)
         return Cost.of(usd, tokens)
 
-    def most(self, tariffs: Sequence[Tariff], input_tokens: int, output: int | None) -> Cost:
-        """The dearest cost the call can reach on any of the tariffs."""
+    def most(
+        self, tariffs: Sequence[Tariff], input_bytes: int, output: int | None, messages: int
+    ) -> Cost:
+        """The dearest cost the call can reach on any of the tariffs, and the tokens a
+        rate limit charges for it."""
+        input_tokens = input_bytes + _PER_MESSAGE * messages
         dearest: float | None = None
         tokens = 0
         for tariff in tariffs:
@@ -137,24 +154,25 @@ class Budgets:
             if usd is not None and (dearest is None or usd > dearest):
                 dearest = usd
             tokens = max(tokens, input_tokens + out)
-        return Cost.of(dearest, tokens)
+        estimate = -(-input_bytes // _BYTES_PER_TOKEN) + messages + (output or 0)
+        return Cost.of(dearest, tokens, estimate)
 
 
 class Limited:
-    """An alias's chain behind its budgets (the `limited` wrapper)."""
+    """An alias's chain behind its budgets and rate limits (the `limited` wrapper)."""
 
     def __init__(
         self,
         inner: Route,
         alias: str,
-        budgets: Budgets,
-        applicable: Sequence[Budget],
+        limits: Limits,
+        rules: Sequence[Rule],
         tariffs: dict[str, Tariff],
     ) -> None:
         self.inner = inner
         self.alias = alias
-        self.budgets = budgets
-        self.applicable = list(applicable)
+        self.limits = limits
+        self.rules = list(rules)
         self.tariffs = tariffs  # deployment label -> tariff, of the alias and its fallbacks
         self._all = list(tariffs.values())
 
@@ -164,27 +182,31 @@ class Limited:
         choices = body.get("n")
         n = choices if isinstance(choices, int) and choices > 0 else 1
         output = _max_tokens(body)
-        most = self.budgets.most(
-            self._all, _input_bound(body.get("messages"), body.get("tools")),
+        messages = body.get("messages")
+        most = self.limits.most(
+            self._all, _input_bytes(messages, body.get("tools")),
             None if output is None else output * n,
+            len(messages) if isinstance(messages, list) else 1,
         )  # fmt: skip
         request_id, charges, result = await self._held(request, most, self.inner.chat)
         if isinstance(result, ChatCompletion):
-            self.budgets.settle_soon(request_id, charges, self._actual(request, result.usage))
+            self.limits.settle_soon(request_id, charges, self._actual(request, result.usage))
             return result
         summary = result.summary
 
         def ended(_error: BaseException | None) -> None:
-            self.budgets.settle_soon(request_id, charges, self._actual(request, summary.usage))
+            self.limits.settle_soon(request_id, charges, self._actual(request, summary.usage))
 
         result.on_end(ended)
         return result
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Reserve, embed, settle."""
-        most = self.budgets.most(self._all, _input_bound(request.body.get("input"), None), 0)
+        inputs = request.body.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        most = self.limits.most(self._all, _input_bytes(inputs, None), 0, count)
         request_id, charges, result = await self._held(request, most, self.inner.embed)
-        self.budgets.settle_soon(request_id, charges, self._actual(request, result.usage))
+        self.limits.settle_soon(request_id, charges, self._actual(request, result.usage))
         return result
 
     async def _held(
@@ -195,8 +217,10 @@ class Limited:
         try:
             result = await call(request)
         except BaseException:
-            # what a failed attempt billed is unknown: the reservation is released
-            await self.budgets.settle(request_id, charges, self._actual(request, Usage()))
+            # what a failed attempt billed is unknown: the reservation is released, and
+            # the request still counts against request rates
+            failed = Cost(0, 0, 0)
+            await self.limits.settle(request_id, charges, failed)
             raise
         return request_id, charges, result
 
@@ -213,7 +237,13 @@ class Limited:
             self.alias,
             tuple(getattr(getattr(context, "caller", None), "tags", None) or ()),
         )
-        return request_id, await self.budgets.admit(request_id, self.applicable, subject, most)
+        try:
+            charges, admission = await self.limits.admit(request_id, self.rules, subject, most)
+        except RateLimited as exc:
+            _answer_headers(context, exc.headers_for_limits)
+            raise
+        _answer_headers(context, rate_headers(charges, admission, time.time()))
+        return request_id, charges
 
     def _actual(self, request: ChatRequest | EmbeddingRequest, usage: Usage) -> Cost:
         spans = request.trace.spans if request.trace else []
@@ -221,7 +251,48 @@ class Limited:
         tariff = self.tariffs.get(used.deployment or "") if isinstance(used, Span) else None
         if tariff is None and len(self._all) == 1:
             tariff = self._all[0]
-        return self.budgets.cost(tariff, usage)
+        return self.limits.cost(tariff, usage)
+
+
+def rate_headers(
+    charges: Sequence[Charge], admission: Admission, now: float
+) -> list[tuple[bytes, bytes]]:
+    """OpenAI's `x-ratelimit-*` headers: per unit (requests, tokens), the rate limit with
+    the least room left after this call."""
+    if not admission.used:
+        return []
+    tightest: dict[str, tuple[int, Charge, float | None]] = {}
+    for charge, used, frees in zip(charges, admission.used, admission.frees_at, strict=True):
+        if charge.rule.kind != "rate" or charge.unit not in ("requests", "tokens"):
+            continue
+        left = max(0, charge.limit - used - charge.amount)
+        if charge.unit not in tightest or left < tightest[charge.unit][0]:
+            tightest[charge.unit] = (left, charge, frees)
+    headers = []
+    for unit, (left, charge, frees) in tightest.items():
+        window = charge.slot_s * charge.slots
+        reset = window if frees is None else max(0.0, frees - now)
+        headers += [
+            (f"x-ratelimit-limit-{unit}".encode(), str(charge.limit).encode()),
+            (f"x-ratelimit-remaining-{unit}".encode(), str(left).encode()),
+            (f"x-ratelimit-reset-{unit}".encode(), _duration(reset).encode()),
+        ]
+    return headers
+
+
+def _answer_headers(context: Any, headers: list[tuple[bytes, bytes]]) -> None:
+    if headers and context is not None and hasattr(context, "headers"):
+        context.headers.extend(headers)
+
+
+def _duration(seconds: float) -> str:
+    """As OpenAI writes a reset time: `1s`, `6m0s`, `2h30m0s`."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def tariff_of(deployment: Deployment) -> Tariff:
@@ -244,9 +315,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _input_bound(messages: Any, tools: Any) -> int:
-    """At least the input's token count: the UTF-8 bytes of its text (a token is at least
-    a byte), other content as JSON, the tools' JSON, and a few tokens per message."""
+def _input_bytes(messages: Any, tools: Any) -> int:
+    """The UTF-8 bytes of the input's text (a token is at least a byte), other content as
+    JSON, and the tools' JSON."""
     items = messages if isinstance(messages, list) else [messages]
     size = sum(_size(item.get("content") if isinstance(item, dict) else item) for item in items)
     size += sum(
@@ -256,7 +327,7 @@ def _input_bound(messages: Any, tools: Any) -> int:
     )
     if tools is not None:
         size += _size(tools)
-    return size + _PER_MESSAGE * len(items)
+    return size
 
 
 def _size(value: Any) -> int:
@@ -290,7 +361,7 @@ def _exceeded(refusal: Refusal, most: Cost) -> BudgetExceeded:
         resets = datetime.fromtimestamp(refusal.frees_at, UTC).isoformat(timespec="seconds")
     if charge.unit == "usd":
         limit, used, ask = (
-            f"${v / MICRO:.4f}" for v in (charge.limit, refusal.used, most.amount("usd"))
+            f"${v / MICRO:.4f}" for v in (charge.limit, refusal.used, most.amount(charge.rule))
         )
     else:
         limit, used, ask = (f"{v} tokens" for v in (charge.limit, refusal.used, most.tokens))
@@ -309,7 +380,28 @@ def _exceeded(refusal: Refusal, most: Cost) -> BudgetExceeded:
         "unit": charge.unit,
         "limit": charge.limit / MICRO if charge.unit == "usd" else charge.limit,
         "used": refusal.used / MICRO if charge.unit == "usd" else refusal.used,
-        "requested": most.amount("usd") / MICRO if charge.unit == "usd" else most.tokens,
+        "requested": most.amount(charge.rule) / MICRO if charge.unit == "usd" else most.tokens,
         "resets_at": resets,
     }
     return BudgetExceeded(message, budget=budget, retry_after=retry)
+
+
+def _rate_limited(refusal: Refusal, most: Cost) -> RateLimited:
+    charge = refusal.charge
+    now = time.time()
+    wait = None if refusal.frees_at is None else max(1.0, refusal.frees_at - now)
+    per = "minute" if charge.rule.window == "minute" else "day"
+    message = (
+        f"Rate limit {charge.budget!r} ({charge.scope} {charge.value!r}): "
+        f"{refusal.used} of {charge.limit} {charge.unit} per {per} used, and this call "
+        f"needs {most.amount(charge.rule)}" + ("" if wait is None else f"; retry in {wait:.0f} s")
+    )
+    error = RateLimited(message, retry_after=wait)
+    window = charge.slot_s * charge.slots
+    reset = window if refusal.frees_at is None else max(0.0, refusal.frees_at - now)
+    error.headers_for_limits = [
+        (f"x-ratelimit-limit-{charge.unit}".encode(), str(charge.limit).encode()),
+        (f"x-ratelimit-remaining-{charge.unit}".encode(), b"0"),
+        (f"x-ratelimit-reset-{charge.unit}".encode(), _duration(reset).encode()),
+    ]
+    return error
