@@ -189,6 +189,20 @@ def redis_server_url() -> str:
     return url
 
 
+@contextmanager
+def emptied_redis_db(server_url: str, db: int) -> Iterator[str]:
+    """The URL of one database of the test Redis, emptied before and after (for servers
+    configured by URL, whose keys no prefix can set apart)."""
+    import redis
+
+    url = f"{server_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """A key prefix of this test's own, so that tests share one Redis without meeting."""

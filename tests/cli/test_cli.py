@@ -209,7 +209,12 @@ def test_filter_traces_delete_a_user_and_apply_retention(tmp_path: Path) -> None
     bad = run("traces", "list", "--since", "yesterday-ish", env=env)
     assert bad.returncode == 2 and "since must be an ISO date" in bad.stderr
     deleted = run("users", "delete", "ann", "--yes", env=env)
-    assert orjson.loads(deleted.stdout)["deleted"] == {"traces": 1, "spans": 2, "scores": 0}
+    assert orjson.loads(deleted.stdout)["deleted"] == {
+        "traces": 1,
+        "spans": 2,
+        "scores": 0,
+        "spend": 0,
+    }
     (tmp_path / "keep.yaml").write_text("retention: {days: 30}\n")
     swept = run("retention", "run", "-c", str(tmp_path / "keep.yaml"), env=env)
     assert orjson.loads(swept.stdout)["deleted"]["traces"] == 2  # made in 2023

@@ -23,6 +23,7 @@ import pytest
 
 from controltower.limits.charges import MICRO, Cost
 from tests.cli.test_cli import serving
+from tests.conftest import emptied_redis_db
 
 MASTER = "sk-replicas"
 REPLICAS = 4
@@ -51,13 +52,8 @@ budgets:
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    """Database 15 of the test Redis, emptied before and after."""
-    import redis
-
-    url = redis_server_url.rsplit("/", 1)[0] + "/15"
-    redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
+    with emptied_redis_db(redis_server_url, 15) as url:
+        yield url
 
 
 @pytest.fixture

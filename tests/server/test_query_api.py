@@ -94,7 +94,7 @@ def test_delete_user_data_reports_counts(served: tuple[RunningGateway, httpx.Cli
     answer = http.delete("/api/users/ann/data")
     assert answer.json() == {
         "user_id": "ann",
-        "deleted": {"traces": 2, "spans": 4, "scores": 1},
+        "deleted": {"traces": 2, "spans": 4, "scores": 1, "spend": 0},
     }
     assert http.get("/api/users/ann").status_code == 404
     assert [t["user_id"] for t in http.get("/api/traces").json()["data"]] == ["bob"]

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from controltower.store import create_store_engine, current_revision, upgrade
-from controltower.store.engine import migrate
+from controltower.store.engine import HEAD_REVISION, migrate
 from controltower.store.schema import SEARCH_INDEXES, build_metadata
 
 EXPECTED_INDEXES = {
@@ -63,7 +63,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def test_upgrade_from_empty_to_head(engine: Engine, way: Callable[[Engine], None]) -> None:
     assert current_revision(engine) is None
     way(engine)
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == HEAD_REVISION
     inspector = sa.inspect(engine)
     assert set(EXPECTED_INDEXES) | {"alembic_version"} <= set(inspector.get_table_names())
     for table, expected in EXPECTED_INDEXES.items():
@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     upgrade(engine)
     upgrade(engine)
     migrate(engine)  # Alembic agrees that a freshly created database is at head
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == HEAD_REVISION
 
 
 def test_migrations_match_schema(engine: Engine) -> None:
@@ -121,6 +121,6 @@ def _sqlite_index_names(engine: Engine) -> list[str]:
 def test_head_revision_constant_matches_the_migrations() -> None:
     from alembic.script import ScriptDirectory
 
-    from controltower.store.engine import HEAD_REVISION, _alembic_config
+    from controltower.store.engine import _alembic_config
 
     assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION

@@ -135,10 +135,10 @@ def test_scores_of_several_traces_in_one_read(filled: TraceStore) -> None:
 def test_delete_user_data_counts_what_went(filled: TraceStore) -> None:
     filled.write_scores([Score("sc", f"{2:032x}", "thumbs", False, T0)])
     deleted = filled.delete_user_data("u0")
-    assert deleted == {"traces": 5, "spans": 10, "scores": 1}
+    assert deleted == {"traces": 5, "spans": 10, "scores": 1, "spend": 0}
     assert ids(filled, user_id="u0") == []
     assert filled.get_user("u0") is None and len(ids(filled)) == 5
-    assert filled.delete_user_data("u0") == {"traces": 0, "spans": 0, "scores": 0}
+    assert filled.delete_user_data("u0") == {"traces": 0, "spans": 0, "scores": 0, "spend": 0}
 
 
 def test_delete_before_keeps_newer_traces(filled: TraceStore) -> None:

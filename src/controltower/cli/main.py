@@ -23,6 +23,7 @@ from controltower.cli.evals import eval_group
 from controltower.cli.keys import keys
 from controltower.cli.prompts import prompts
 from controltower.cli.review import review
+from controltower.cli.spend import spend
 from controltower.errors import ConfigError, ControlTowerError
 from controltower.settings import PORT_ENV, Settings
 
@@ -300,3 +301,4 @@ main.add_command(eval_group)
 eval_group.add_command(calibrate_command)
 main.add_command(review)
 main.add_command(keys)
+main.add_command(spend)

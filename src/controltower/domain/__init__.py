@@ -4,6 +4,7 @@ from controltower.domain.ids import new_span_id, new_trace_id, now_us
 from controltower.domain.score import SCORE_SOURCES, Score, ScoreSource, ScoreType
 from controltower.domain.trace import (
     USAGE_KINDS,
+    Billing,
     CallTrace,
     Span,
     SpanKind,
@@ -17,6 +18,7 @@ from controltower.domain.trace import (
 __all__ = [
     "SCORE_SOURCES",
     "USAGE_KINDS",
+    "Billing",
     "CallTrace",
     "Score",
     "ScoreSource",

@@ -98,6 +98,19 @@ class CallTrace:
     spans: list[Span] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Billing:
+    """What the spend ledger keeps of a gateway call, beside its trace. The call is the
+    record's first span; its tokens and cost are read from it once it is priced."""
+
+    alias: str  # the model alias called
+    key_id: str | None = None  # the API key (None: the master key)
+    source: Literal["provider", "cache"] = "provider"  # who answered: billed, or not
+    reserved: float | None = None  # USD the call's budgets held while it ran
+    saved: float | None = None  # USD a cache hit saved: what the replayed answer cost
+    saved_tokens: int | None = None  # the tokens of the replayed answer
+
+
 @dataclass(slots=True)
 class TraceRecord:
     """A trace with its spans: the unit the gateway hands to the trace writer."""
@@ -111,6 +124,8 @@ class TraceRecord:
     # exports, a gateway call inside an SDK trace): the store merges it into what it has,
     # and fields left None (or empty) do not overwrite what is stored
     partial: bool = False
+    # a gateway call: the store adds an entry for it to the spend ledger
+    billing: Billing | None = None
 
     def settle(self) -> None:
         """Run the deferred work, once."""

@@ -17,3 +17,6 @@ class Caller:
     # W3C trace context of a caller that traces too (the SDK): continue its trace
     trace_id: str | None = None
     parent_span_id: str | None = None
+    # Cache-Control directives of the request: `no-cache` (do not answer from the cache),
+    # `no-store` (do not keep the answer either)
+    cache_control: frozenset[str] = frozenset()

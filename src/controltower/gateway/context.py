@@ -9,6 +9,7 @@ as an argument of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from controltower.domain import new_trace_id
 from controltower.gateway.caller import Caller
@@ -26,8 +27,10 @@ class CallContext:
     project: str = DEFAULT_PROJECT
     key_id: str | None = None  # the API key the call came with (None: the master key)
     prompt: PromptUse | None = None  # set by prompt resolution
-    # headers the chain adds to the answer (the rate limits' x-ratelimit-*)
+    # headers the chain adds to the answer (the rate limits' x-ratelimit-*, the cache's)
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    reserved_usd: float | None = None  # what the call's budgets held (set by `limited`)
+    cache: Any = None  # what the cache did for the call (a CacheUse, set by `cached`)
 
     @classmethod
     def of(cls, caller: Caller, trace_id: str | None = None) -> CallContext:

@@ -26,40 +26,28 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 
 from controltower.cost import PriceTable
-from controltower.domain import Span, Usage
+from controltower.domain import Usage
 from controltower.errors import BudgetExceeded, BudgetsUnavailable, RateLimited
 from controltower.gateway.resilience import Route
+from controltower.gateway.tariffs import Pricer, Tariff
 from controltower.limits import Admission, Charge, Cost, Ledger, Rule, Subject, charges_for
 from controltower.limits.charges import MICRO
 from controltower.limits.ledger import Refusal
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult
-from controltower.settings import Deployment
 
 log = logging.getLogger("controltower.gateway")
 T = TypeVar("T")
 
-DEFAULT_OUTPUT_TOKENS = 4096
 HOLD_S = 900.0  # a reservation whose call never settles is released after this
 _PER_MESSAGE = 8  # tokens a chat format adds per message, bounded
 _BYTES_PER_TOKEN = 4  # a rate limit's estimate of input tokens
-
-
-@dataclass(frozen=True, slots=True)
-class Tariff:
-    """What one deployment charges: its provider, model and prices (config or table)."""
-
-    provider: str
-    model: str
-    override: tuple[float, float, float | None] | None
-    max_output: int
 
 
 class Limits:
@@ -131,13 +119,10 @@ class Limits:
             await asyncio.gather(*self._pending, return_exceptions=True)
         await self.ledger.aclose()
 
-    def cost(self, tariff: Tariff | None, usage: Usage) -> Cost:
-        """What a call cost, at the tariff of the deployment that answered."""
+    def cost(self, usd: float | None, usage: Usage) -> Cost:
+        """What a call cost: its dollars (None: no price known) and its tokens."""
         tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-        if tariff is None:
-            return Cost(None, tokens)
-        usd = self.prices.usage_cost(tariff.provider, tariff.model, usage, tariff.override)
-        return Cost.of(usd, tokens)
+        return Cost(None, tokens) if usd is None else Cost.of(usd, tokens)
 
     def most(
         self, tariffs: Sequence[Tariff], input_bytes: int, output: int | None, messages: int
@@ -167,14 +152,14 @@ class Limited:
         alias: str,
         limits: Limits,
         rules: Sequence[Rule],
-        tariffs: dict[str, Tariff],
+        pricer: Pricer,
     ) -> None:
         self.inner = inner
         self.alias = alias
         self.limits = limits
         self.rules = list(rules)
-        self.tariffs = tariffs  # deployment label -> tariff, of the alias and its fallbacks
-        self._all = list(tariffs.values())
+        self.pricer = pricer  # the tariffs of the alias and of its fallbacks
+        self._all = pricer.all
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """Reserve, call the chain, and settle when the answer (or its stream) ends."""
@@ -243,15 +228,13 @@ class Limited:
             _answer_headers(context, exc.headers_for_limits)
             raise
         _answer_headers(context, rate_headers(charges, admission, time.time()))
+        usd = most.micro_usd
+        if usd and hasattr(context, "reserved_usd") and any(c.unit == "usd" for c in charges):
+            context.reserved_usd = usd / MICRO
         return request_id, charges
 
     def _actual(self, request: ChatRequest | EmbeddingRequest, usage: Usage) -> Cost:
-        spans = request.trace.spans if request.trace else []
-        used = next((s for s in reversed(spans) if s.status == "ok"), spans[-1] if spans else None)
-        tariff = self.tariffs.get(used.deployment or "") if isinstance(used, Span) else None
-        if tariff is None and len(self._all) == 1:
-            tariff = self._all[0]
-        return self.limits.cost(tariff, usage)
+        return self.limits.cost(self.pricer.cost(request, usage), usage)
 
 
 def rate_headers(
@@ -293,18 +276,6 @@ def _duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
-
-
-def tariff_of(deployment: Deployment) -> Tariff:
-    """A deployment's tariff, from its config."""
-    price = deployment.price
-    override = None if price is None else (price.input, price.output, price.cached_input)
-    return Tariff(
-        deployment.provider,
-        deployment.model,
-        override,
-        deployment.max_output_tokens or DEFAULT_OUTPUT_TOKENS,
-    )
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:

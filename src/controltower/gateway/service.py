@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from controltower.cache import AnswerCache, MemoryAnswerCache
 from controltower.cost import PriceTable
 from controltower.cost.prices import Prices
 from controltower.domain import (
+    Billing,
     CallTrace,
     Span,
     SpanKind,
@@ -22,12 +24,14 @@ from controltower.domain import (
     now_us,
 )
 from controltower.errors import APIError, ModelNotFound
+from controltower.gateway.cached import Cached, CacheStats
 from controltower.gateway.caller import Caller
 from controltower.gateway.context import CallContext
-from controltower.gateway.limited import Limited, Limits, tariff_of
+from controltower.gateway.limited import Limited, Limits
 from controltower.gateway.prompts import PREFIX, PromptResolver, PromptUse
 from controltower.gateway.resilience import Backoff, Fallback, Retrying, Route
 from controltower.gateway.router import BalancedAlias, DeploymentState
+from controltower.gateway.tariffs import Pricer, tariff_of
 from controltower.limits import Ledger, MemoryLedger, rules_of
 from controltower.providers import ChatCompletion, ChatRequest, ChatStream, EmbeddingRequest
 from controltower.providers.base import EmbeddingResult, StreamSummary
@@ -66,6 +70,7 @@ class Gateway:
         prompts: PromptResolver | None = None,
         *,
         ledger: Ledger | None = None,
+        cache: AnswerCache | None = None,
     ):
         self._record = record
         self.prompts = prompts
@@ -86,23 +91,48 @@ class Gateway:
         for alias in settings.models:
             chain = [self._retrying(name, backoff) for name in (alias.name, *alias.fallbacks)]
             self.routes[alias.name] = chain[0] if len(chain) == 1 else Fallback(chain)
+        prices = PriceTable()
+        pricers = {alias.name: self._pricer(alias.name, prices) for alias in settings.models}
+        # an alias with a cache TTL answers from its cache before its chain
+        self.cache_stats = CacheStats()
+        self._cached: list[Cached] = []
+        self.cache: AnswerCache | None = None
+        for alias in settings.models:
+            if alias.cache is not None:
+                if self.cache is None:
+                    self.cache = cache or _answer_cache(settings)
+                cached = Cached(
+                    self.routes[alias.name],
+                    alias.name,
+                    self.cache,
+                    alias.cache.ttl_s,
+                    pricers[alias.name],
+                    self.cache_stats,
+                )
+                self._cached.append(cached)
+                self.routes[alias.name] = cached
         # budgets and rate limits wrap the chains they can charge; with none, none is
         self.limits: Limits | None = None
         rules = rules_of(settings.budgets, settings.rate_limits)
         if rules:
-            self.limits = Limits(rules, ledger or _ledger(settings), PriceTable())
+            self.limits = Limits(rules, ledger or _ledger(settings), prices)
             for alias in settings.models:
                 applicable = self.limits.for_alias(alias.name)
                 if applicable:
-                    tariffs = {
-                        d.label: tariff_of(d)
-                        for name in (alias.name, *alias.fallbacks)
-                        for d in self.balanced[name].alias.deployments
-                    }
                     inner = self.routes[alias.name]
                     self.routes[alias.name] = Limited(
-                        inner, alias.name, self.limits, applicable, tariffs
+                        inner, alias.name, self.limits, applicable, pricers[alias.name]
                     )
+
+    def _pricer(self, name: str, prices: PriceTable) -> Pricer:
+        """The tariffs of an alias's deployments and of its fallbacks'."""
+        alias = self.balanced[name].alias
+        tariffs = {
+            d.label: tariff_of(d)
+            for each in (alias.name, *alias.fallbacks)
+            for d in self.balanced[each].alias.deployments
+        }
+        return Pricer(prices, tariffs)
 
     def _retrying(self, name: str, backoff: Backoff) -> Route:
         balanced = self.balanced[name]
@@ -177,7 +207,9 @@ class Gateway:
         if not isinstance(model, str) or len(model) > _MAX_NAME:
             body["model"] = None if model is None else repr(model)[:_MAX_NAME]
         call = _Call(context, body, self._prices, kind=kind)
-        self._record(call.finish(None, Usage(), error=error))
+        record = call.finish(None, Usage(), error=error)
+        record.billing = None  # no model was called: nothing to bill
+        self._record(record)
 
     def _stream_ended(
         self, summary: StreamSummary, call: _Call, error: BaseException | None
@@ -246,11 +278,25 @@ class Gateway:
         """Close every provider's connections (and the budgets' ledger)."""
         if self.limits is not None:
             await self.limits.aclose()
+        for cached in self._cached:
+            await cached.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         for balanced in self.balanced.values():
             for state in balanced.states:
                 aclose = getattr(state.provider, "aclose", None)
                 if aclose is not None:
                     await aclose()
+
+
+def _answer_cache(settings: Settings) -> AnswerCache:
+    """Cached answers in Redis when the cache's backend says so (shared by every
+    replica), else in this process."""
+    if settings.cache.backend == "redis" and settings.redis_url:
+        from controltower.cache.store import RedisAnswerCache
+
+        return RedisAnswerCache(settings.redis_url)
+    return MemoryAnswerCache(settings.cache.max_entries)
 
 
 def _ledger(settings: Settings) -> Ledger:
@@ -326,8 +372,16 @@ class _Call:
             price_override=self.prices.get(used.deployment or "") if used else None,
             attributes={"model_alias": body.get("model"), "attempts": len(self.trace.spans)},
         )
-        if self.context.key_id is not None:
-            root.attributes["api_key"] = self.context.key_id  # for spend by key
+        context = self.context
+        if context.key_id is not None:
+            root.attributes["api_key"] = context.key_id  # for spend by key
+        cache = context.cache
+        if cache is not None:
+            root.attributes["cache"] = cache.status
+            if cache.status == "HIT":
+                root.cost = 0.0  # a cache hit bills nothing, whatever the model's price
+                root.attributes["cache_saved_usd"] = cache.saved_usd
+                root.attributes["cache_saved_tokens"] = cache.saved_tokens
         if error is not None:
             root.status = "error"
             root.error = _describe(error)
@@ -351,10 +405,27 @@ class _Call:
         )
         # inside a caller's trace, this call is one piece of it, merged into the rest
         partial = caller.parent_span_id is not None
+        billing = _billing(alias, context)
         attempts = self.trace.spans
         if len(attempts) == 1 and attempts[0].status == "ok":
-            return TraceRecord(trace, [root], partial=partial)  # the root span says it all
-        return TraceRecord(trace, [root, *attempts], partial=partial)
+            # the root span says it all
+            return TraceRecord(trace, [root], partial=partial, billing=billing)
+        return TraceRecord(trace, [root, *attempts], partial=partial, billing=billing)
+
+
+def _billing(alias: str, context: CallContext) -> Billing:
+    """The call's spend entry: billed by a provider, or served by the cache for $0."""
+    cache = context.cache
+    if cache is not None and cache.status == "HIT":
+        return Billing(
+            alias,
+            context.key_id,
+            "cache",
+            context.reserved_usd,
+            cache.saved_usd,
+            cache.saved_tokens,
+        )
+    return Billing(alias, context.key_id, reserved=context.reserved_usd)
 
 
 def _mark_prompt(root: Span, prompt: PromptUse, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from controltower.domain import SCORE_SOURCES
 from controltower.tracing.params import MAX_PAGE_SIZE
 from controltower.tracing.query import MAX_FILTER_TERMS
+from controltower.tracing.spend import DEFAULT_GROUPS, INTERVALS, MAX_GROUPS, SPEND_BY
 
 Schema = dict[str, Any]
 
@@ -51,6 +52,7 @@ TIME = nullable("string", description="ISO-8601 UTC, microseconds")
 ANY: Schema = {"description": "Any JSON value"}
 OBJECT: Schema = {"type": "object", "additionalProperties": True}
 _TOKENS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+_SPEND_COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_hits")
 _TRACE_PROPERTIES: Schema = {
     "id": {"type": "string"},
     "project": TEXT,
@@ -236,6 +238,40 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {**_GROUP_PROPERTIES, "session_count": {"type": "integer"}},
     },
     "UserPage": _page_of("User"),
+    "SpendSums": {
+        "type": "object",
+        "description": "cost: USD the providers billed (null: no price known); saved: USD "
+        "the cache hits saved; reserved: USD the budgets held while the calls ran",
+        "properties": {
+            **{k: {"type": "integer"} for k in _SPEND_COUNTS},
+            **{k: NUMBER for k in ("cost", "saved", "reserved")},
+        },
+    },
+    "SpendReport": {
+        "type": "object",
+        "required": ["by", "interval", "since", "currency", "totals", "groups"],
+        "properties": {
+            "by": {"type": "string", "enum": list(SPEND_BY)},
+            "interval": {"type": "string", "enum": list(INTERVALS)},
+            "since": TIME,
+            "until": TIME,
+            "project": TEXT,
+            "currency": {"type": "string", "enum": ["USD"]},
+            "totals": ref("SpendSums"),
+            "groups": array(
+                {
+                    "allOf": [ref("SpendSums")],
+                    "properties": {
+                        "key": {"description": "The group's value (null: none)"},
+                        "series": array(
+                            {"allOf": [ref("SpendSums")], "properties": {"bucket": TIME}}
+                        ),
+                    },
+                }
+            ),
+            "groups_left_out": {"type": "integer"},
+        },
+    },
     "ScoreList": list_of(ref("Score")),
     "Deleted": {
         "type": "object",
@@ -244,7 +280,9 @@ SCHEMAS: dict[str, Schema] = {
             "user_id": {"type": "string"},
             "deleted": {
                 "type": "object",
-                "properties": {k: {"type": "integer"} for k in ("traces", "spans", "scores")},
+                "properties": {
+                    k: {"type": "integer"} for k in ("traces", "spans", "scores", "spend")
+                },
             },
         },
     },
@@ -353,6 +391,19 @@ PARAMETERS: dict[str, Schema] = {
     ),
     "q": _query("q", {"type": "string"}, "Text in the input or output, any case"),
     "project": _query("project", {"type": "string"}, "The project"),
+    "spend_by": _query(
+        "by", {"type": "string", "enum": list(SPEND_BY), "default": "project"}, "Group by"
+    ),
+    "spend_interval": _query(
+        "interval",
+        {"type": "string", "enum": list(INTERVALS), "default": "day"},
+        "Time buckets (UTC; weeks start on Monday)",
+    ),
+    "spend_limit": _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_GROUPS, "default": DEFAULT_GROUPS},
+        "The dearest groups shown",
+    ),
     "cursor": _query("cursor", {"type": "string"}, "The next_cursor of the previous page"),
     "limit": _query(
         "limit",

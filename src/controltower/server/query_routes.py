@@ -1,4 +1,4 @@
-"""The read API over stored traces, sessions, users and scores, and per-user deletion."""
+"""The read API over stored traces, sessions, users, scores and spend, and per-user deletion."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from controltower.store.serialize import score_row_to_api, score_to_row
 from controltower.tracing import ObservabilityStore
 from controltower.tracing.params import group_filter, page_size, trace_filter
 from controltower.tracing.query import GroupFilter
+from controltower.tracing.spend import spend_query
 
 _MAX_TEXT = 10_000  # characters of a score's comment
 _MAX_BODY = 64 * 1024
@@ -33,7 +34,7 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 
 class QueryRoutes:
-    """Handlers of /api/traces, /api/sessions, /api/users and /api/scores."""
+    """Handlers of /api/traces, /api/sessions, /api/users, /api/scores and /api/spend."""
 
     def __init__(
         self, store: ObservabilityStore, settle: Callable[[float], bool] | None = None
@@ -55,6 +56,7 @@ class QueryRoutes:
             Route("/api/users/{user_id}/data", self.delete_user_data, methods=["DELETE"]),
             Route("/api/scores", self.list_scores, methods=["GET"]),
             Route("/api/scores", self.create_score, methods=["POST"]),
+            Route("/api/spend", self.spend_report),
         ]
 
     async def list_traces(self, request: Request) -> Response:
@@ -197,6 +199,20 @@ class QueryRoutes:
         project = _project(request)
         deleted = await run_in_threadpool(self.store.delete_user_data, user_id, project)
         return json_response({"user_id": user_id, "deleted": deleted})
+
+    async def spend_report(self, request: Request) -> Response:
+        """Spend of the gateway's calls.
+        ---
+        summary: Spend, tokens, requests and cache savings by one dimension over time buckets
+        parameters: [spend_by, spend_interval, since, until, project, spend_limit]
+        responses:
+          200:
+            description: The report; an API key sees its own project's spend only
+            content: {application/json: {schema: {$ref: "#/components/schemas/SpendReport"}}}
+        """
+        query = spend_query(request.query_params, now_us())
+        query = replace(query, project=principal_of(request.scope).scoped(query.project))
+        return json_response(await run_in_threadpool(self.store.spend_report, query))
 
     async def list_scores(self, request: Request) -> Response:
         """List scores.

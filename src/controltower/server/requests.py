@@ -18,6 +18,7 @@ _CALLER_HEADERS = {
     b"x-controltower-tags": "tags",
     b"x-controltower-metadata": "metadata",
     b"traceparent": "traceparent",
+    b"cache-control": "cache_control",
 }
 _HEX = frozenset("0123456789abcdef")
 
@@ -215,9 +216,18 @@ def caller_from(scope: Scope) -> Caller:
             caller.tags = [t.strip() for t in text.split(",") if t.strip()]
         elif field == "metadata":
             caller.metadata = _metadata(text)
+        elif field == "cache_control":
+            caller.cache_control = _directives(text)
         else:
             setattr(caller, field, text)
     return caller
+
+
+def _directives(text: str) -> frozenset[str]:
+    """The directives of a Cache-Control header, lower case, without their values."""
+    return frozenset(
+        part.split("=", 1)[0].strip().lower() for part in text.split(",") if part.strip()
+    )
 
 
 def _continue_trace(caller: Caller, text: str) -> None:

@@ -138,6 +138,20 @@ class Deployment(_Strict):
         return self.name or f"{self.provider}/{self.model}"
 
 
+class AliasCache(_Strict):
+    """The exact cache of one alias: an answer given once is given again, for $0."""
+
+    ttl_s: float = Field(default=3600.0, gt=0, le=31_536_000)  # how long answers are kept
+
+
+class CacheSettings(_Strict):
+    """Where cached answers live: in each process (the most recently used `max_entries`)
+    or in Redis at `redis_url`, shared by every replica."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    max_entries: int = Field(default=10_000, gt=0)
+
+
 class ModelAlias(_Strict):
     """What clients send as `model`: deployments to balance and aliases to fall back to."""
 
@@ -149,6 +163,7 @@ class ModelAlias(_Strict):
     retries: int = Field(default=2, ge=0, le=10)
     cooldown_s: float = Field(default=30.0, ge=0)
     failure_threshold: int = Field(default=3, ge=1)
+    cache: AliasCache | None = None  # unset: never cached
 
 
 class Retention(_Strict):
@@ -245,6 +260,7 @@ class Settings(_Strict):
     rate_limits: list[RateLimit] = Field(default_factory=list)
     # shared counters for budgets across replicas (unset: each process counts alone)
     redis_url: str | None = None
+    cache: CacheSettings = Field(default_factory=lambda: CacheSettings())
 
     @field_validator("master_key")
     @classmethod
@@ -274,6 +290,14 @@ class Settings(_Strict):
                         )
                     )
                 seen.setdefault(rule.label, index)
+        if self.cache.backend == "redis" and not self.redis_url:
+            problems.append(
+                FieldProblem(
+                    ("cache", "backend"),
+                    "the redis cache needs a Redis server",
+                    "set `redis_url: redis://127.0.0.1:6379/0`, or `backend: memory`",
+                )
+            )
         if problems:
             raise FieldProblems(problems)
         return self

@@ -33,8 +33,10 @@ from controltower.store.serialize import (
     span_row_to_api,
     trace_row_to_api,
 )
+from controltower.store.spend import spend_rows
 from controltower.tracing.query import GroupFilter, TraceFilter
 from controltower.tracing.sink import DeadLetter
+from controltower.tracing.spend import SpendQuery, group_entries, spend_report
 
 
 class InMemoryStore:
@@ -49,6 +51,7 @@ class InMemoryStore:
         self._evals: InMemoryEvalStore | None = None
         self._keys: InMemoryKeyStore | None = None
         self._letters: list[DeadLetter] = []
+        self._spend: dict[str, Row] = {}  # request id -> spend entry
 
     def write(self, records: Sequence[TraceRecord]) -> None:
         """Store a batch: whole traces are inserted (known ids skipped), pieces merged."""
@@ -67,6 +70,14 @@ class InMemoryStore:
                 merged = merge_trace(stored, trace_row, authoritative)
                 apply_totals(merged, _totals(spans.values()))
                 self._traces[trace_row["id"]] = _stored(merged, TRACE_JSON_COLUMNS)
+            for entry in spend_rows(records):
+                self._spend.setdefault(entry["request_id"], entry)
+
+    def spend_report(self, query: SpendQuery) -> dict[str, Any]:
+        """Spend of the gateway's calls, grouped and bucketed, like the SQL store's."""
+        with self._lock:
+            entries = list(self._spend.values())
+        return spend_report(query, group_entries(entries, query))
 
     def write_scores(self, scores: Sequence[Score]) -> None:
         """Store scores; a score id seen before replaces the earlier score."""
@@ -155,10 +166,21 @@ class InMemoryStore:
         return q.summarise("user_id", user_id, rows) if rows else None
 
     def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
-        """Delete every trace, span and score of a user; the counts of what was deleted."""
-        return self._delete(
+        """Delete every trace, span and score of a user, and take the user's id off their
+        spend entries (the amounts stay: they were billed); the counts of each."""
+        deleted = self._delete(
             lambda row: row["user_id"] == user_id and project in (None, row["project"])
         )
+        with self._lock:
+            mine = [
+                e
+                for e in self._spend.values()
+                if e["user_id"] == user_id and project in (None, e["project"])
+            ]
+            for entry in mine:
+                entry["user_id"] = None
+        deleted["spend"] = len(mine)
+        return deleted
 
     def delete_before(
         self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()

@@ -15,6 +15,7 @@ from sqlalchemy.types import TypeEngine
 from controltower.store.eval_tables import dataset_tables, eval_tables
 from controltower.store.key_tables import key_tables
 from controltower.store.review_tables import review_tables
+from controltower.store.spend_tables import spend_tables
 
 log = logging.getLogger("controltower.store")
 
@@ -79,7 +80,7 @@ def store_tables() -> Mapping[str, sa.Table]:
 
 def build_metadata() -> sa.MetaData:
     """A fresh MetaData holding every table: traces, spans, scores, prompts, audit, the
-    dead letters, datasets, eval runs, review queues and API keys."""
+    dead letters, datasets, eval runs, review queues, API keys and the spend ledger."""
     metadata = sa.MetaData()
     _traces_table(metadata)
     _spans_table(metadata)
@@ -91,6 +92,7 @@ def build_metadata() -> sa.MetaData:
     eval_tables(metadata, json_type)
     review_tables(metadata, json_type)
     key_tables(metadata, json_type)
+    spend_tables(metadata, json_type)
     return metadata
 
 

@@ -36,8 +36,10 @@ from controltower.store.serialize import (
     span_row_to_api,
     trace_row_to_api,
 )
+from controltower.store.spend import SqlSpend
 from controltower.tracing.query import GroupFilter, TraceFilter
 from controltower.tracing.sink import DeadLetter
+from controltower.tracing.spend import SpendQuery
 
 if TYPE_CHECKING:
     from controltower.store.eval_runs import SqlEvalStore
@@ -117,6 +119,7 @@ class SqlTraceStore:
         )
         self._insert_spans = BulkInsert(self._spans, SPAN_JSON_COLUMNS, self._dialect)
         self._upsert_scores = BulkInsert(self._scores, (), self._dialect, upsert=True)
+        self._spend = SqlSpend(engine)
 
     @property
     def engine(self) -> Engine:
@@ -137,6 +140,7 @@ class SqlTraceStore:
                     self._insert_whole(conn, whole)
                 if pieces:
                     self._merge_pieces(conn, pieces)
+                self._spend.write(conn, records)
         except Exception as exc:
             if is_outage(exc):
                 raise StoreUnavailable(f"the trace store is unavailable: {exc}") from exc
@@ -416,12 +420,16 @@ class SqlTraceStore:
 
     @_reads
     def delete_user_data(self, user_id: str, project: str | None = None) -> dict[str, int]:
-        """Delete every trace, span and score of a user; the counts of what was deleted."""
+        """Delete every trace, span and score of a user, and take the user's id off their
+        spend entries (the amounts stay: they were billed); the counts of each."""
         t = self._traces
         conds = [t.c.user_id == user_id]
         if project is not None:
             conds.append(t.c.project == project)
-        return self._delete_traces(conds)
+        deleted = self._delete_traces(conds)
+        with self._engine.begin() as conn:
+            deleted["spend"] = self._spend.forget_user(conn, user_id, project)
+        return deleted
 
     def delete_before(
         self, cutoff_us: int, project: str | None = None, keep_projects: tuple[str, ...] = ()
@@ -443,6 +451,11 @@ class SqlTraceStore:
             spans = conn.execute(sa.delete(s).where(s.c.trace_id.in_(ids))).rowcount
             traces = conn.execute(sa.delete(t).where(*conds)).rowcount
         return {"traces": traces, "spans": spans, "scores": scores}
+
+    @_reads
+    def spend_report(self, query: SpendQuery) -> dict[str, Any]:
+        """Spend of the gateway's calls, grouped and bucketed (see tracing/spend.py)."""
+        return self._spend.report(query)
 
     def ping(self) -> None:
         """Raise when the database cannot be reached."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from controltower.evals.store import EvalStore
     from controltower.prompts.metrics import MetricsWindow, VersionMetrics
     from controltower.prompts.store import PromptStore
+    from controltower.tracing.spend import SpendQuery
 
 
 @runtime_checkable
@@ -174,6 +175,10 @@ class ObservabilityStore(TraceStore, Protocol):
         self, name: str, window: MetricsWindow | None = None
     ) -> dict[int, VersionMetrics]:
         """Per-version metrics of a prompt, by version (only the versions that served)."""
+        ...
+
+    def spend_report(self, query: SpendQuery) -> dict[str, Any]:
+        """Spend of the gateway's calls by one dimension and time bucket (tracing/spend.py)."""
         ...
 
     def prompt_store(self) -> PromptStore:
