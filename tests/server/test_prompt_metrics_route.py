@@ -50,7 +50,9 @@ def store(sqlite_url: str) -> Iterator[SqlTraceStore]:
 @pytest.fixture
 def api(store: SqlTraceStore) -> Iterator[httpx.Client]:
     """The API app (prompt routes reading metrics from the trace store) under uvicorn."""
-    app = build_api(store, TraceWriter(store), prompt_routes(SqlPromptStore(store.engine), store))
+    app = build_api(
+        store, TraceWriter(store), lambda: b"", prompt_routes(SqlPromptStore(store.engine), store)
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))

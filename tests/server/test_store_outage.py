@@ -30,7 +30,7 @@ class FlakyStore(InMemoryStore):
 def metric(url: str, name: str) -> int:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name + " "):
-            return int(line.split()[1])
+            return int(float(line.split()[1]))
     raise AssertionError(f"{name} not in /metrics")
 
 

@@ -126,6 +126,8 @@ class TraceRecord:
     partial: bool = False
     # a gateway call: the store adds an entry for it to the spend ledger
     billing: Billing | None = None
+    # a call through the gateway, refused or not (its metrics count it); ingest: False
+    gateway_call: bool = False
 
     def settle(self) -> None:
         """Run the deferred work, once."""

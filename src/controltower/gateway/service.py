@@ -385,6 +385,7 @@ class _Call:
         if error is not None:
             root.status = "error"
             root.error = _describe(error)
+            root.attributes["error_code"] = _error_code(error)
         metadata = caller.metadata
         prompt = self.context.prompt
         if prompt is not None:
@@ -407,10 +408,9 @@ class _Call:
         partial = caller.parent_span_id is not None
         billing = _billing(alias, context)
         attempts = self.trace.spans
-        if len(attempts) == 1 and attempts[0].status == "ok":
-            # the root span says it all
-            return TraceRecord(trace, [root], partial=partial, billing=billing)
-        return TraceRecord(trace, [root, *attempts], partial=partial, billing=billing)
+        one_good = len(attempts) == 1 and attempts[0].status == "ok"
+        spans = [root] if one_good else [root, *attempts]  # one good attempt: the root says it
+        return TraceRecord(trace, spans, partial=partial, billing=billing, gateway_call=True)
 
 
 def _billing(alias: str, context: CallContext) -> Billing:
@@ -466,6 +466,16 @@ def _last_ok(spans: list[Span]) -> Span | None:
 
 def _one(output: list[Any]) -> Any:
     return output[0] if len(output) == 1 else output
+
+
+def _error_code(error: BaseException) -> str:
+    """The error's OpenAI code (`budget_exceeded`, `upstream_timeout`, ...), for metrics
+    and trace filters; `client_disconnected` for a stream cut short."""
+    if isinstance(error, APIError):
+        return error.code or error.type
+    if isinstance(error, GeneratorExit | asyncio.CancelledError):
+        return "client_disconnected"
+    return "internal_error"
 
 
 def _describe(error: BaseException) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,10 +25,14 @@ from controltower.tracing import ObservabilityStore, TraceWriter
 from controltower.version import __version__
 
 log = logging.getLogger("controltower.server")
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
 
 
 def build_api(
-    store: ObservabilityStore, writer: TraceWriter, extra_routes: list[BaseRoute] | None = None
+    store: ObservabilityStore,
+    writer: TraceWriter,
+    metrics_text: Callable[[], bytes],
+    extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
     """The Starlette app behind every route that is not on the proxy's hot path."""
 
@@ -34,28 +40,8 @@ def build_api(
         return json_response({"status": "ok"})
 
     async def metrics(request: Request) -> Response:
-        stats = writer.stats
-        lines = [
-            "# TYPE controltower_traces_enqueued_total counter",
-            f"controltower_traces_enqueued_total {stats.enqueued}",
-            "# TYPE controltower_traces_written_total counter",
-            f"controltower_traces_written_total {stats.written}",
-            "# TYPE controltower_traces_dropped_total counter",
-            f"controltower_traces_dropped_total {stats.dropped}",
-            "# TYPE controltower_trace_write_failures_total counter",
-            f"controltower_trace_write_failures_total {stats.failed_writes}",
-            "# HELP controltower_traces_dead_lettered_total Traces the store refused, set aside"
-            " in dead_letters with their error.",
-            "# TYPE controltower_traces_dead_lettered_total counter",
-            f"controltower_traces_dead_lettered_total {stats.dead_lettered}",
-            "# HELP controltower_traces_normalized_total Traces with values changed to be"
-            " storable (NUL, nesting, size, out-of-range numbers).",
-            "# TYPE controltower_traces_normalized_total counter",
-            f"controltower_traces_normalized_total {stats.normalized}",
-            "# TYPE controltower_trace_queue_depth gauge",
-            f"controltower_trace_queue_depth {writer.queue_depth}",
-        ]
-        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        text = await run_in_threadpool(metrics_text)
+        return Response(text, media_type=METRICS_CONTENT_TYPE)
 
     document: list[bytes] = []  # built on first use: the routes do not change
 

@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from controltower.access import KeyRing, KeyStore
 from controltower.cost import PriceTable
+from controltower.domain import TraceRecord
 from controltower.errors import APIError
 from controltower.evals.store import EvalStore
 from controltower.gateway import Gateway, PromptResolver
+from controltower.gateway.metrics import GatewayMetrics
 from controltower.gateway.service import ProviderFactory
 from controltower.prompts import InMemoryPromptStore, PromptRenderer, PromptStore
 from controltower.server.access_policy import check_access
@@ -59,12 +61,20 @@ class GatewayApp:
         on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         prices = PriceTable()
+        # counted in the writer's thread, once each call is priced: nothing on the hot path
+        self.metrics = GatewayMetrics(alias.name for alias in settings.models)
+
+        def enrich(record: TraceRecord) -> None:
+            prices.price_record(record)
+            self.metrics.observe(record)
+
         self.writer = TraceWriter(
             store,
             max_queue=settings.trace_queue_size,
             batch_size=settings.trace_batch_size,
             flush_interval_s=settings.trace_flush_interval_s,
-            enrich=prices.price_record,
+            enrich=enrich,
+            on_pass=self.metrics.sync_writer,
         )
         self.prompt_store = prompt_store or InMemoryPromptStore()
         # prompt references are served from memory, refreshed in the background
@@ -94,11 +104,15 @@ class GatewayApp:
             # the auth is the login form's gate: key check, signed sessions, throttling
             *web_routes(store, self.prompt_store, check_key=self.auth, eval_store=eval_store),
         ]
-        self._api = build_api(store, self.writer, extra)
+        self._api = build_api(store, self.writer, self._metrics_text, extra)
         retention = settings.retention
         policy = RetentionPolicy(retention.days, dict(retention.projects))
         self.retention = RetentionSweeper(store, policy, retention.interval_s)
         self._on_shutdown = on_shutdown
+
+    def _metrics_text(self) -> bytes:
+        self.metrics.sync_writer(self.writer.stats, self.writer.queue_depth)
+        return self.metrics.render()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -139,6 +153,7 @@ class GatewayApp:
                 await self.gateway.aclose()
                 self.retention.stop()
                 self.writer.shutdown()
+                self.metrics.close()
                 if self._on_shutdown is not None:
                     self._on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})

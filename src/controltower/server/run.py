@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import ipaddress
 import logging
 import os
+import shutil
 import socket
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 
 from controltower.errors import ConfigError
+from controltower.gateway.metrics import MULTIPROC_ENV
 from controltower.plugins import provider_class, provider_names
 from controltower.server.app import GatewayApp
 from controltower.settings import Deployment, Settings, load_settings, with_demo_model
@@ -117,13 +121,31 @@ def serve(
             os.environ[DATABASE_URL_ENV] = settings.database_url
         if announce is not None:
             announce()
-        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        with _shared_metrics():
+            uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
         return
     app = build_app(settings)
     tune_gc()
     if announce is not None:
         announce()
     uvicorn.Server(uvicorn.Config(app, **options)).run()
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Workers write their metrics to files in one directory, so that a scrape of any
+    of them sees all (prometheus-client's multi-process mode); a directory the operator
+    set in PROMETHEUS_MULTIPROC_DIR is used as it is, else a fresh one, removed after."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="controltower-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def worker_app() -> GatewayApp:

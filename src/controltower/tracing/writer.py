@@ -48,10 +48,12 @@ class TraceWriter:
         flush_interval_s: float = 0.5,
         enrich: Callable[[TraceRecord], None] | None = None,
         max_backoff_s: float = 10.0,
+        on_pass: Callable[[WriterStats, int], None] | None = None,
     ) -> None:
         self._sink = sink
         self._interval = flush_interval_s
         self._enrich = enrich
+        self._on_pass = on_pass  # after each pass of the thread: its stats and queue depth
         self._max_backoff_s = max_backoff_s
         self._queue: BatchQueue[TraceRecord] = BatchQueue(max_queue, batch_size)
         self._stopping = False
@@ -132,6 +134,11 @@ class TraceWriter:
                 finally:
                     queue.done()
             self._report_drops()
+            if self._on_pass is not None:
+                try:
+                    self._on_pass(self.stats, len(queue))
+                except Exception:
+                    log.exception("the trace writer's pass hook failed")
 
     def _write_batch(self, batch: list[TraceRecord]) -> None:
         for record in batch:
