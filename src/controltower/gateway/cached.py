@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -85,18 +86,12 @@ class Cached:
 
     async def chat(self, request: ChatRequest) -> ChatCompletion | ChatStream:
         """The cached answer, or the chain's (kept for next time)."""
-        directives = _directives(request.context)
-        if "no-store" in directives:
-            _mark(request.context, CacheUse("BYPASS"))
-            return await self.inner.chat(request)
-        key = "chat:" + cache_key(_project(request.context), self.alias, request.body)
-        if "no-cache" not in directives:
-            entry = await self._get(key)
-            if entry is not None:
-                return self._replay(request, entry)
-        self.stats.misses += 1
-        _mark(request.context, CacheUse("MISS"))
+        key, entry = await self._look_up("chat", request)
+        if entry is not None:
+            return self._replay(request, entry)
         result = await self.inner.chat(request)
+        if key is None:
+            return result  # no-store
         if isinstance(result, ChatCompletion):
             self._keep(key, result.data, result.usage, self.pricer.cost(request, result.usage))
             return result
@@ -111,21 +106,14 @@ class Cached:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """The cached embeddings, or the chain's."""
-        directives = _directives(request.context)
-        if "no-store" in directives:
-            _mark(request.context, CacheUse("BYPASS"))
-            return await self.inner.embed(request)
-        key = "embed:" + cache_key(_project(request.context), self.alias, request.body)
-        if "no-cache" not in directives:
-            entry = await self._get(key)
-            if entry is not None:
-                usage = usage_from_openai(entry.get("usage") or {})
-                self._hit(request.context, entry, usage)
-                body = entry["body"].encode()
-                return EmbeddingResult(body, Usage(0, 0), entry.get("model"))
-        self.stats.misses += 1
-        _mark(request.context, CacheUse("MISS"))
+        key, entry = await self._look_up("embed", request)
+        if entry is not None:
+            usage = usage_from_openai(entry.get("usage") or {})
+            self._hit(request.context, entry, usage)
+            return EmbeddingResult(entry["body"].encode(), Usage(0, 0), entry.get("model"))
         result = await self.inner.embed(request)
+        if key is None:
+            return result  # no-store
         cost = self.pricer.cost(request, result.usage)
         entry = {
             "body": result.body.decode(),
@@ -142,6 +130,25 @@ class Cached:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     # -- lookups and stores -------------------------------------------------------------
+
+    async def _look_up(
+        self, kind: str, request: ChatRequest | EmbeddingRequest
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """The request's key and its cached entry: (None, None) when `no-store` bypasses
+        the cache, (key, None) for a miss (counted, marked), (key, entry) for a hit."""
+        context = request.context
+        directives = _directives(context)
+        if "no-store" in directives:
+            _mark(context, CacheUse("BYPASS"))
+            return None, None
+        key = f"{kind}:{cache_key(_project(context), self.alias, request.body)}"
+        if "no-cache" not in directives:
+            entry = await self._get(key)
+            if entry is not None:
+                return key, entry
+        self.stats.misses += 1
+        _mark(context, CacheUse("MISS"))
+        return key, None
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         try:
@@ -246,8 +253,6 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
 
 
 def _fresh_id(old: Any) -> str:
-    import secrets
-
     prefix = old.rsplit("-", 1)[0] if isinstance(old, str) and "-" in old else "chatcmpl"
     return f"{prefix}-{secrets.token_hex(12)}"
 

@@ -12,7 +12,7 @@ from controltower.domain.trace import TraceRecord
 from controltower.store.bulk import BulkInsert
 from controltower.store.schema import store_tables
 from controltower.store.serialize import Row
-from controltower.tracing.spend import SpendQuery, spend_report
+from controltower.tracing.spend import SpendQuery, spend_column, spend_report
 
 SPEND_JSON_COLUMNS = ("tags",)
 
@@ -73,7 +73,7 @@ class SqlSpend:
         """The report of one query (see `controltower.tracing.spend`)."""
         s = self._table
         bucket = (s.c.at_us - query.offset_us) // query.step_us * query.step_us + query.offset_us
-        column = s.c[{"key": "key_id", "user": "user_id", "tag": "tags"}.get(query.by, query.by)]
+        column = s.c[spend_column(query.by)]
         is_error = sa.case((s.c.status == "error", 1), else_=0)
         is_hit = sa.case((s.c.source == "cache", 1), else_=0)
         select = sa.select(

@@ -27,6 +27,8 @@ SPEND_BY: tuple[SpendBy, ...] = ("project", "key", "user", "model", "deployment"
 INTERVALS = {"hour": 3_600_000_000, "day": 86_400_000_000, "week": 604_800_000_000}
 # weeks start on Monday: 1970-01-05, four days after the epoch (a Thursday)
 WEEK_OFFSET_US = 4 * 86_400_000_000
+# the dimensions whose column is named otherwise
+_COLUMNS = {"key": "key_id", "user": "user_id", "tag": "tags"}
 DEFAULT_SINCE = "7d"
 DEFAULT_GROUPS = 100
 MAX_GROUPS = 1000
@@ -113,8 +115,12 @@ def spend_query(params: Params, now_us: int) -> SpendQuery:
 
 def group_value(entry: Mapping[str, Any], by: SpendBy) -> Any:
     """The value of one dimension of a stored spend entry (tags: the list of them)."""
-    column = {"key": "key_id", "user": "user_id", "tag": "tags"}.get(by, by)
-    return entry.get(column)
+    return entry.get(spend_column(by))
+
+
+def spend_column(by: SpendBy) -> str:
+    """The spend ledger's column a report groups by."""
+    return _COLUMNS.get(by, by)
 
 
 def group_entries(entries: Iterable[Mapping[str, Any]], query: SpendQuery) -> list[tuple[Any, ...]]:
